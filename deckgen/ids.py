@@ -5,10 +5,18 @@ editing an answer keeps the note Anki already has (and its review history).
 """
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import genanki
+
+from deckgen.model import WARNING, Diagnostic, Question
 
 # 【一】, 【十二】: the article's question markers.
 QUESTION_MARKER = re.compile(r"^\s*【[一二三四五六七八九十百零〇两]+】\s*")
@@ -39,3 +47,177 @@ def normalize_key(text: str, *, is_id: bool = False) -> str:
 def guid_for_key(key: str) -> str:
     """The note GUID a key gets when nothing (lock file, rename) says otherwise."""
     return genanki.guid_for("deckgen", key)
+
+
+# --- The lock file: what earlier builds gave each key, so later builds can keep it ----------------
+
+LOCK_VERSION = 1
+RENAME_SIMILARITY = 0.75  # how alike two titles must be for a vanished question to pass on its GUID
+
+
+@dataclass
+class LockedNote:
+    guid: str
+    title: str
+    section: str
+    hash: str = ""  # of the note's content as last shipped
+    mod: int = 0  # the modification time it was last shipped with (seconds)
+
+
+@dataclass
+class RemovedNote:
+    """A note whose question left the source: shipped as it last was, tagged for deletion."""
+
+    guid: str
+    title: str
+    section: str
+    mod: int
+    note_type: str
+    deck: list[str]
+    tags: list[str]
+    fields: list[str]
+
+
+@dataclass
+class Lock:
+    notes: dict[str, LockedNote] = field(default_factory=dict)
+    removed: dict[str, RemovedNote] = field(default_factory=dict)
+    note_types: dict[str, LockedNote] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str, origin: Path) -> Lock:
+        try:
+            data = json.loads(text)
+            return cls(
+                notes={k: LockedNote(**v) for k, v in data.get("notes", {}).items()},
+                removed={k: RemovedNote(**v) for k, v in data.get("removed", {}).items()},
+                note_types={k: LockedNote(**v) for k, v in data.get("note_types", {}).items()},
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise LockError(
+                f"{origin}: not a deckgen lock file ({exc}); restore it from git, or delete it to start "
+                "afresh (notes renamed since it was written would then be new notes)"
+            ) from None
+
+    @classmethod
+    def load(cls, path: Path) -> Lock:
+        if not path.exists():
+            return cls()
+        try:
+            return cls.parse(path.read_text(encoding="utf-8"), path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LockError(f"{path}: cannot read the lock file: {exc}") from None
+
+    def dumps(self) -> str:
+        """Stable, diff-friendly JSON: sorted keys, one note per few lines."""
+        data = {
+            "version": LOCK_VERSION,
+            "note_types": {k: asdict(v) for k, v in sorted(self.note_types.items())},
+            "notes": {k: asdict(v) for k, v in sorted(self.notes.items())},
+            "removed": {k: asdict(v) for k, v in sorted(self.removed.items())},
+        }
+        return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+class LockError(Exception):
+    """The lock file cannot be used; the message says how to recover."""
+
+
+def content_hash(*parts: object) -> str:
+    blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def next_mod(previous: LockedNote | None, new_hash: str, now: int) -> int:
+    """A changed note's time must be strictly newer than any it shipped with, or Anki ignores it;
+    an unchanged note keeps its time so that rebuilding gives byte-identical packages."""
+    if previous is None:
+        return now
+    if previous.hash == new_hash:
+        return previous.mod
+    return max(now, previous.mod + 1)
+
+
+# --- Giving each question of a build its GUID -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    key: str  # the key the question is locked under from now on
+    guid: str
+    renamed_from: str | None = None  # the vanished key whose GUID it inherited
+    moved_from: str | None = None  # the section it was in before, when it moved
+
+
+def resolve_identities(
+    questions: Sequence[Question], lock: Lock
+) -> tuple[list[Identity], list[Diagnostic]]:
+    """GUIDs for a build's questions, in order, from the lock, a rename match, or the key itself.
+
+    The key decides, never the position: a key the lock knows keeps its GUID; a new key whose
+    title closely matches a question that vanished from the same section inherits that GUID
+    (reported as renamed), unless the source pins the id; otherwise the GUID is a hash of the key.
+    """
+    keys, diagnostics = _unique_keys(questions)
+    present = set(keys)
+    vanished = {k: n for k, n in lock.notes.items() if k not in present}
+    used: set[str] = set()
+    identities: list[Identity] = []
+    for question, key in zip(questions, keys):
+        locked = lock.notes.get(key) or lock.removed.get(key)
+        renamed_from = None
+        if locked is None and not question.pinned:
+            renamed_from = _closest_vanished(question, vanished)
+            if renamed_from is not None:
+                locked = vanished.pop(renamed_from)
+        guid = locked.guid if locked else guid_for_key(key)
+        if guid in used:  # two keys of one build must never share a note
+            guid = guid_for_key(f"{key}#{len(used)}")
+        used.add(guid)
+        moved_from = locked.section if locked and locked.section != question.section else None
+        identities.append(Identity(key, guid, renamed_from, moved_from))
+    return identities, diagnostics
+
+
+def _unique_keys(questions: Sequence[Question]) -> tuple[list[str], list[Diagnostic]]:
+    """Keys made unique: a repeated key is qualified by its deck, and every repeat is reported."""
+    first_seen: dict[str, Question] = {}
+    keys: list[str] = []
+    diagnostics: list[Diagnostic] = []
+    taken = {q.key for q in questions}
+    for question in questions:
+        key = question.key
+        if key in first_seen:
+            first = first_seen[key]
+            qualified = f"{key}@{'::'.join(question.deck)}"
+            n = 2
+            while qualified in taken:
+                qualified = f"{key}@{'::'.join(question.deck)}#{n}"
+                n += 1
+            taken.add(qualified)
+            diagnostics.append(
+                Diagnostic(
+                    question.path,
+                    question.line,
+                    WARNING,
+                    f"duplicate question key '{key}' (first at {first.path}:{first.line}); "
+                    "this one is kept as a separate note",
+                )
+            )
+            key = qualified
+        else:
+            first_seen[key] = question
+        keys.append(key)
+    return keys, diagnostics
+
+
+def _closest_vanished(question: Question, vanished: dict[str, LockedNote]) -> str | None:
+    title = normalize_key(question.title)
+    best, best_ratio = None, RENAME_SIMILARITY
+    for key, note in sorted(vanished.items()):
+        if note.section != question.section:
+            continue
+        ratio = difflib.SequenceMatcher(None, title, normalize_key(note.title)).ratio()
+        if ratio >= best_ratio and (best is None or ratio > best_ratio):
+            best, best_ratio = key, ratio
+    return best

@@ -54,6 +54,7 @@ class Question:
     key: str  # the stable identity key (see deckgen.ids): from the explicit id or the title
     tags: tuple[str, ...] = ()
     explicit_id: str | None = None  # from <hN id="…"> or <!-- deckgen-id: … -->
+    pinned: bool = False  # the id came from a <!-- deckgen-id: … --> marker: never rename-matched
     code_blocks: list[CodeBlock] = field(default_factory=list)
 
 
