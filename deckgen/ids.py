@@ -62,6 +62,7 @@ class LockedNote:
     section: str
     hash: str = ""  # of the note's content as last shipped
     mod: int = 0  # the modification time it was last shipped with (seconds)
+    note_type: str = "qa"
 
 
 @dataclass
@@ -73,7 +74,7 @@ class RemovedNote:
     section: str
     mod: int
     note_type: str
-    deck: list[str]
+    deck: str
     tags: list[str]
     fields: list[str]
 
@@ -160,7 +161,7 @@ def resolve_identities(
     """
     keys, diagnostics = _unique_keys(questions)
     present = set(keys)
-    vanished = {k: n for k, n in lock.notes.items() if k not in present}
+    vanished = {k: n for k, n in lock.notes.items() if k not in present and n.note_type == "qa"}
     used: set[str] = set()
     identities: list[Identity] = []
     for question, key in zip(questions, keys):
@@ -221,3 +222,115 @@ def _closest_vanished(question: Question, vanished: dict[str, LockedNote]) -> st
         if ratio >= best_ratio and (best is None or ratio > best_ratio):
             best, best_ratio = key, ratio
     return best
+
+
+# --- Settling a build: modification times, removed notes, and the next lock ------------------------
+
+REMOVED_TAG = "deckgen::removed"
+
+
+@dataclass(frozen=True)
+class PlannedNote:
+    """A note of this build before its modification time is known."""
+
+    key: str
+    previous_key: str | None  # the lock key it continues (its own, or the one it was renamed from)
+    note_type: str
+    guid: str
+    deck: str  # full deck name
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    section: str
+    title: str
+
+
+@dataclass(frozen=True)
+class SettledNote:
+    note_type: str
+    guid: str
+    deck: str
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    mod: int
+    change: str  # added / updated / renamed / unchanged / removed
+    section: str
+    title: str
+
+
+@dataclass
+class Settlement:
+    notes: list[SettledNote]
+    lock: Lock
+    lost: list[LockedNote]  # removed, but their last content is unknown: cannot be shipped
+
+
+def previous_key(key: str, lock: Lock, renamed_from: str | None, suffix: str = "") -> str | None:
+    """The lock key a note of this build continues, if any."""
+    if key in lock.notes or key in lock.removed:
+        return key
+    if renamed_from is not None and f"{renamed_from}{suffix}" in lock.notes:
+        return f"{renamed_from}{suffix}"
+    return None
+
+
+def settle(
+    planned: Sequence[PlannedNote],
+    lock: Lock,
+    last_shipped: dict[str, dict],
+    note_type_hashes: dict[str, str],
+    now: int,
+) -> Settlement:
+    """Times for every note, the removed notes shipped as they last were, and the next lock.
+
+    `last_shipped` maps a GUID to the fields, tags, deck and note type it was last shipped with
+    (the build cache): the importer never deletes, so a removed question keeps shipping with its
+    last content and a tag that finds it.
+    """
+    new = Lock()
+    for name, digest in sorted(note_type_hashes.items()):
+        new.note_types[name] = LockedNote("", name, "", digest, next_mod(lock.note_types.get(name), digest, now))
+    settled: list[SettledNote] = []
+    continued: set[str] = set()
+    for note in planned:
+        digest = content_hash(note.note_type, note.fields, note.tags)
+        previous = None
+        if note.previous_key is not None:
+            continued.add(note.previous_key)
+            previous = lock.notes.get(note.previous_key) or _as_locked(lock.removed.get(note.previous_key))
+        mod = next_mod(previous, digest, now)
+        new.notes[note.key] = LockedNote(note.guid, note.title, note.section, digest, mod, note.note_type)
+        settled.append(SettledNote(note.note_type, note.guid, note.deck, note.fields, note.tags, mod,
+                                   _change(note, previous, digest), note.section, note.title))
+    lost: list[LockedNote] = []
+    for key, old in sorted(lock.notes.items()):
+        if key in continued:
+            continue
+        shipped = last_shipped.get(old.guid)
+        if shipped is None:
+            lost.append(old)
+            continue
+        tags = sorted(set(shipped["tags"]) | {REMOVED_TAG})
+        new.removed[key] = RemovedNote(old.guid, old.title, old.section, max(now, old.mod + 1),
+                                       old.note_type, shipped["deck"], tags, list(shipped["fields"]))
+    for key, gone in sorted(lock.removed.items()):
+        if key not in continued:
+            new.removed[key] = gone
+    for key, gone in sorted(new.removed.items()):
+        change = "removed" if key in lock.notes else "still removed"
+        settled.append(SettledNote(gone.note_type, gone.guid, gone.deck, tuple(gone.fields),
+                                   tuple(gone.tags), gone.mod, change, gone.section, gone.title))
+    return Settlement(settled, new, lost)
+
+
+def _as_locked(removed: RemovedNote | None) -> LockedNote | None:
+    if removed is None:
+        return None
+    return LockedNote(removed.guid, removed.title, removed.section, "", removed.mod, removed.note_type)
+
+
+def _change(note: PlannedNote, previous: LockedNote | None, digest: str) -> str:
+    if previous is None:
+        return "added"
+    if note.previous_key != note.key:
+        return "renamed"
+    return "unchanged" if previous.hash == digest else "updated"

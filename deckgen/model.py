@@ -29,6 +29,14 @@ class Diagnostic:
         return self.level == ERROR
 
 
+@dataclass(frozen=True)
+class MediaFile:
+    """A local file an answer shows (an image), shipped inside the package."""
+
+    source: Path  # the file on disk, resolved
+    name: str  # its collision-safe name inside the package, as the card's `src` says
+
+
 @dataclass
 class CodeBlock:
     """A fenced code block in an answer: the material of a runnable-code note."""

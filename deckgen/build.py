@@ -1,0 +1,331 @@
+"""The build pipeline: settings → source files → questions → notes → packages and lock file.
+
+Each step is a function of the one before; the CLI only wires a Settings in and prints the
+BuildReport that comes out. Nothing is written unless every step succeeded.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deckgen import __version__
+from deckgen.config import Settings
+from deckgen.ids import (
+    Identity,
+    Lock,
+    PlannedNote,
+    Settlement,
+    guid_for_key,
+    previous_key,
+    resolve_identities,
+    settle,
+)
+from deckgen.model import WARNING, CodeBlock, Corpus, Diagnostic, MediaFile, Question
+
+# Fenced blocks that are shown output or prose, not code to quiz on or run.
+TEXT_LANGUAGES = frozenset({"", "text", "txt", "plain", "plaintext", "output", "none", "log"})
+CODE_STATUSES = ("ran", "failed", "timed out", "skipped")
+
+Progress = Callable[[int, int], None]  # (questions done, questions in all)
+
+
+@dataclass
+class SectionReport:
+    name: str
+    cards: int = 0
+    code_notes: Counter = field(default_factory=Counter)  # by run status
+    images: int = 0
+    remote_images: int = 0
+    warnings: int = 0
+    changes: Counter = field(default_factory=Counter)  # added / updated / renamed / removed / unchanged
+
+
+@dataclass
+class BuildReport:
+    sections: list[SectionReport] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    packages: list[Path] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # renamed / moved / removed, a line each
+    up_to_date: bool = False
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+@dataclass
+class Planned:
+    """Step 2's result: every note of the build, before times are given."""
+
+    notes: list[PlannedNote]
+    media: dict[str, dict[str, MediaFile]]  # section → packed name → file
+    identities: list[Identity]
+    diagnostics: list[Diagnostic]
+    sections: dict[str, SectionReport]
+
+
+# --- Step 1: sources → corpus, with every problem found on the way --------------------------------
+
+
+def load_corpus(sources: Sequence[Path]) -> Corpus:
+    from deckgen import check, parse
+
+    return parse.parse_sources(sources, lint=check.lint_text)
+
+
+# --- Step 2: questions → planned notes (render, run, identify) ------------------------------------
+
+
+def plan_notes(corpus: Corpus, lock: Lock, settings: Settings, progress: Progress | None = None) -> Planned:
+    from deckgen.render import Renderer
+    from deckgen.run import CodeRunner
+
+    questions = corpus.questions
+    identities, diagnostics = resolve_identities(questions, lock)
+    renderer = Renderer(allowed_roots=[p if p.is_dir() else p.parent for p in settings.sources])
+    runner = CodeRunner(
+        cache_dir=settings.cache_dir / "run",
+        timeout=settings.timeout,
+        memory_mb=settings.memory_mb,
+        enabled=settings.run_code,
+    )
+    quizzed = [quiz_blocks(q) for q in questions]
+    flat = [b for blocks in quizzed for b in blocks]
+    results = iter(runner.run_many([(b.code, b.language) for b in flat]))
+
+    plan = Planned([], {}, identities, diagnostics, {})
+    for done, (question, identity, blocks) in enumerate(zip(questions, identities, quizzed), start=1):
+        report = plan.sections.setdefault(question.section, SectionReport(question.section))
+        rendered = renderer.answer(question)
+        diagnostics.extend(rendered.diagnostics)
+        plan.media.setdefault(question.section, {}).update({m.name: m for m in rendered.media})
+        report.images += len(rendered.media)
+        report.remote_images += rendered.remote_images
+        report.cards += 1
+        title = renderer.title(question)
+        deck = "::".join((settings.root, *question.deck))
+        crumb = " › ".join(question.deck)
+        source = source_label(question, settings.sources)
+        tags = note_tags(question)
+        plan.notes.append(PlannedNote(
+            identity.key, previous_key(identity.key, lock, identity.renamed_from), "qa",
+            identity.guid, deck, (title, rendered.html, crumb, source), tags, question.section,
+            question.title,
+        ))
+        for index, block in enumerate(blocks, start=1):
+            result = next(results)
+            report.code_notes[result.status] += 1
+            key = f"{identity.key}::code{index}"
+            prior = previous_key(key, lock, identity.renamed_from, f"::code{index}")
+            guid = _locked_guid(lock, prior) or guid_for_key(key)
+            check, mismatch = _output_check(block, result)
+            if mismatch:
+                diagnostics.append(mismatch_diagnostic(question, block))
+            fields = (
+                title,
+                renderer.code(block.code, block.language),
+                html.escape(block.code, quote=False),
+                block.language,
+                html.escape(result.output, quote=False),
+                result.status,
+                html.escape(result.reason, quote=False),
+                "" if result.exit_code is None else str(result.exit_code),
+                html.escape(block.claimed_output or "", quote=False),
+                check,
+                crumb,
+                f"{source.rsplit(':', 1)[0]}:{block.line}",
+            )
+            plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
+                                          question.section, question.title))
+        if progress:
+            progress(done, len(questions))
+    return plan
+
+
+def quiz_blocks(question: Question) -> list[CodeBlock]:
+    """The code blocks of an answer that become code notes: code, not shown output or prose."""
+    return [b for b in question.code_blocks if b.language not in TEXT_LANGUAGES and b.code.strip()]
+
+
+def note_tags(question: Question) -> tuple[str, ...]:
+    """Anki tags are separated by spaces, so a tag may hold none."""
+    return tuple(dict.fromkeys(re.sub(r"\s+", "_", t.strip()) for t in question.tags if t.strip()))
+
+
+def source_label(question: Question, sources: Sequence[Path]) -> str:
+    """`file:line` relative to the source folder's parent: the same on every machine."""
+    path = question.path.resolve()
+    for source in sources:
+        base = source.resolve() if source.is_dir() else source.resolve().parent
+        if path.is_relative_to(base):
+            return f"{path.relative_to(base.parent).as_posix()}:{question.line}"
+    return f"{path.name}:{question.line}"
+
+
+def mismatch_diagnostic(question: Question, block: CodeBlock) -> Diagnostic:
+    return Diagnostic(
+        question.path, block.claimed_output_line or block.line, WARNING,
+        f"claimed output differs from what the code at line {block.line} really prints",
+    )
+
+
+def _output_check(block: CodeBlock, result) -> tuple[str, bool]:  # noqa: ANN001 - RunResult
+    from deckgen.run import outputs_match
+
+    if block.claimed_output is None:
+        return "", False
+    if result.status not in ("ran", "failed"):
+        return "not checked: the code was not run", False
+    if outputs_match(block.claimed_output, result.output):
+        return "matches the real output", False
+    return "differs from the real output", True
+
+
+def _locked_guid(lock: Lock, key: str | None) -> str | None:
+    if key is None:
+        return None
+    entry = lock.notes.get(key) or lock.removed.get(key)
+    return entry.guid if entry else None
+
+
+# --- Step 3: planned notes → packages, lock file, build cache --------------------------------------
+
+
+def note_types(settings: Settings):  # noqa: ANN201 - dict[str, genanki.Model]
+    from deckgen.notetypes import NOTE_TYPES, default_templates_dir, load_model
+    from deckgen.render import code_css
+
+    folder = settings.templates or default_templates_dir()
+    css = code_css()
+    return {spec.key: load_model(spec, folder, css) for spec in NOTE_TYPES}
+
+
+def model_hash(model) -> str:  # noqa: ANN001 - genanki.Model
+    from deckgen.ids import content_hash
+
+    return content_hash(model.name, model.fields, model.templates, model.css)
+
+
+def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Settings) -> list[Path]:
+    """One package per section and one with every section; then the lock and the build cache."""
+    from deckgen.package import NoteRecord, NoteType, write_package
+
+    types = {k: NoteType(m, settled.lock.note_types[k].mod) for k, m in models.items()}
+    by_section: dict[str, list[NoteRecord]] = {}
+    for due, note in enumerate(settled.notes):
+        record = NoteRecord(note.note_type, note.guid, note.deck, note.fields, note.tags, note.mod, due)
+        by_section.setdefault(note.section, []).append(record)
+    packages: list[Path] = []
+    everything: list[NoteRecord] = []
+    all_media: dict[str, MediaFile] = {}
+    for section, records in by_section.items():
+        media = dict(sorted(plan.media.get(section, {}).items()))
+        path = settings.output / f"{package_name(section)}.apkg"
+        write_package(path, records, types, list(media.values()))
+        packages.append(path)
+        everything.extend(records)
+        all_media.update(media)
+    combined = settings.output / f"{package_name(settings.root)}.apkg"
+    if combined not in packages:
+        write_package(combined, everything, types, [all_media[n] for n in sorted(all_media)])
+        packages.append(combined)
+    _write_atomic(settings.cache_dir / "shipped.json", json.dumps(
+        {n.guid: {"fields": n.fields, "tags": n.tags, "deck": n.deck, "note_type": n.note_type}
+         for n in settled.notes}, ensure_ascii=False, sort_keys=True))
+    _write_atomic(settings.lock, settled.lock.dumps())
+    return packages
+
+
+def package_name(name: str) -> str:
+    """A file name for a deck: path separators and characters file systems refuse are replaced."""
+    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name).strip(". ")
+    return cleaned or "deck"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _load_shipped(settings: Settings) -> dict[str, dict]:
+    try:
+        return json.loads((settings.cache_dir / "shipped.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# --- The whole build --------------------------------------------------------------------------------
+
+
+def build(settings: Settings, *, progress: Progress | None = None, write: bool = True) -> BuildReport:
+    """Run every step; write packages only when no error was found (`write=False`: check only)."""
+    report = BuildReport()
+    corpus = load_corpus(settings.sources)
+    lock = Lock.load(settings.lock)
+    plan = plan_notes(corpus, lock, settings, progress)
+    report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
+    report.sections = list(plan.sections.values())
+    for diagnostic in report.diagnostics:
+        section = _section_of(diagnostic, corpus)
+        if section in plan.sections and not diagnostic.is_error:
+            plan.sections[section].warnings += 1
+    if report.errors or not write:
+        return report
+    models = note_types(settings)
+    settled = settle(plan.notes, lock, _load_shipped(settings),
+                     {k: model_hash(m) for k, m in models.items()}, int(time.time()))
+    for note in settled.notes:
+        if note.note_type == "qa":
+            plan.sections.setdefault(note.section, SectionReport(note.section)).changes[note.change] += 1
+    report.sections = list(plan.sections.values())
+    report.events = _events(plan, lock, settled)
+    report.packages = write_outputs(settled, plan, models, settings)
+    return report
+
+
+def _events(plan: Planned, lock: Lock, settled: Settlement) -> list[str]:
+    events = []
+    for identity in plan.identities:
+        if identity.renamed_from:
+            old = lock.notes[identity.renamed_from]
+            events.append(f"renamed: '{old.title}' keeps its note under the new title ({old.section})")
+        if identity.moved_from:
+            events.append(f"moved: '{identity.key}' from {identity.moved_from}; Anki keeps the card in "
+                          "its old deck (Browse → Change Deck moves it)")
+    for note in settled.notes:
+        if note.change == "removed" and note.note_type == "qa":
+            events.append(f"removed: '{note.title}' ({note.section}); shipped tagged deckgen::removed")
+    for old in settled.lost:
+        if old.note_type == "qa":
+            events.append(f"removed: '{old.title}' ({old.section}); its last content is not in the "
+                          "build cache, so it is not shipped: find it in Anki and delete it by hand")
+    return events
+
+
+def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(dict.fromkeys(diagnostics), key=lambda d: (str(d.path), d.line, d.level, d.message))
+
+
+def _section_of(diagnostic: Diagnostic, corpus: Corpus) -> str | None:
+    best = None
+    for question in corpus.questions:
+        if question.path == diagnostic.path and question.line <= diagnostic.line:
+            best = question.section
+    return best

@@ -1,0 +1,158 @@
+"""Plain note records → .apkg files, written atomically and byte-for-byte reproducibly.
+
+genanki supplies the note types and the collection schema; the writing is ours because genanki
+stamps every note with the clock (Anki ignores an update whose time is not strictly newer, and a
+rebuild of unchanged input must give identical bytes) and zips with file times.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import genanki
+from genanki.apkg_col import APKG_COL
+from genanki.apkg_schema import APKG_SCHEMA
+
+from deckgen.model import MediaFile
+
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no build time, so equal input gives equal bytes
+
+
+@dataclass(frozen=True)
+class NoteRecord:
+    note_type: str  # a NoteTypeSpec key: "qa" or "code"
+    guid: str
+    deck: str  # the full deck name, e.g. "三年面试五年模拟::深度学习基础"
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    mod: int  # modification time in seconds: must grow whenever the content changes
+    due: int = 0  # position among new cards, so they come in source order
+
+
+@dataclass(frozen=True)
+class NoteType:
+    model: genanki.Model
+    mod: int
+
+
+class PackageError(Exception):
+    """The package could not be written; the previous file, if any, is untouched."""
+
+
+def deck_id(name: str) -> int:
+    return _stable_int("deck", name)
+
+
+def _stable_int(*parts: str) -> int:
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
+    # Anki ids are positive 53-bit-safe integers; keep them clear of small built-in ids.
+    return 1 << 40 | int.from_bytes(digest[:6], "big")
+
+
+class _Note(genanki.Note):
+    """A genanki note that writes its own modification time and ids instead of the clock's."""
+
+    def __init__(self, record: NoteRecord, model: genanki.Model) -> None:
+        super().__init__(
+            model=model, fields=list(record.fields), tags=list(record.tags), guid=record.guid,
+            due=record.due,
+        )
+        self.record = record
+
+    def write_to_db(self, cursor, timestamp, deck_id, id_gen):  # noqa: ANN001 - genanki's signature
+        note_id = _stable_int("note", self.guid)
+        card_ids = iter(_stable_int("card", self.guid, str(n)) for n in range(len(self.cards)))
+        super().write_to_db(cursor, self.record.mod, deck_id, _OneThenRest(note_id, card_ids))
+
+
+class _OneThenRest:
+    """genanki draws the note id and then each card id from one iterator."""
+
+    def __init__(self, first: int, rest):  # noqa: ANN001
+        self._first, self._rest = first, rest
+
+    def __iter__(self):  # noqa: ANN204
+        return self
+
+    def __next__(self) -> int:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return next(self._rest)
+
+
+def write_package(
+    path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType], media: Sequence[MediaFile]
+) -> None:
+    """Write `path` atomically: a failure leaves whatever was there before."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_zip = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    fd, tmp_db = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".anki2", dir=path.parent)
+    os.close(fd)
+    try:
+        _write_collection(Path(tmp_db), notes, note_types)
+        _write_zip(Path(tmp_zip), Path(tmp_db), media)
+        os.chmod(tmp_zip, 0o644)
+        os.replace(tmp_zip, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise PackageError(f"{path}: cannot write the package: {exc}") from None
+    finally:
+        for leftover in (tmp_db, tmp_zip):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+def _write_collection(db_path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType]) -> None:
+    db_path.unlink()  # sqlite must create it itself
+    conn = sqlite3.connect(db_path)
+    try:
+        cursor = conn.cursor()
+        cursor.executescript(APKG_SCHEMA)
+        cursor.executescript(APKG_COL)
+        deck_names = sorted({n.deck for n in notes})
+        decks = json.loads(cursor.execute("SELECT decks FROM col").fetchone()[0])
+        for name in deck_names:
+            deck = genanki.Deck(deck_id(name), name)
+            decks[str(deck.deck_id)] = deck.to_json()
+        used_types = sorted({n.note_type for n in notes})
+        models = {
+            str(note_types[t].model.model_id): note_types[t].model.to_json(note_types[t].mod, 1)
+            for t in used_types
+        }
+        cursor.execute("UPDATE col SET decks = ?, models = ?", (
+            json.dumps(decks, sort_keys=True), json.dumps(models, sort_keys=True)))
+        for record in notes:
+            note = _Note(record, note_types[record.note_type].model)
+            note.write_to_db(cursor, record.mod, deck_id(record.deck), None)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _write_zip(zip_path: Path, db_path: Path, media: Sequence[MediaFile]) -> None:
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        _add(archive, "collection.anki2", db_path.read_bytes())
+        archive.writestr(
+            _entry("media"), json.dumps({str(i): m.name for i, m in enumerate(media)}, ensure_ascii=False)
+        )
+        for index, item in enumerate(media):
+            _add(archive, str(index), item.source.read_bytes())
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    archive.writestr(_entry(name), data)
