@@ -1,0 +1,189 @@
+"""The command line: reads settings, calls the build, prints what came out. Nothing else."""
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from deckgen import __version__
+from deckgen.config import ConfigError, Settings, find_project_file, load_settings
+
+# Problems the user fixes (a path, a setting, a file): one line, exit 2, no traceback.
+USAGE_EXIT = 2
+CONTENT_EXIT = 1
+
+
+class UserError(Exception):
+    """Something about the invocation or the environment the user must fix."""
+
+
+def _settings(ctx: click.Context, sources: tuple[Path, ...], **overrides: object) -> Settings:
+    project = ctx.obj.get("project") if ctx.obj else None
+    settings = load_settings(project if project is not None else find_project_file(Path.cwd()))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if sources:
+        changes["sources"] = tuple(sources)
+    settings = replace(settings, **changes)
+    missing = [s for s in settings.sources if not s.exists()]
+    if missing:
+        raise UserError(
+            f"source path not found: {missing[0]} (give the folder or .md file to build, "
+            "e.g. `deckgen build source/`)"
+        )
+    return settings
+
+
+def _run(debug: bool, action):  # noqa: ANN001, ANN202 - a thunk
+    from deckgen.ids import LockError
+    from deckgen.notetypes import TemplateError
+    from deckgen.package import PackageError
+
+    try:
+        return action()
+    except (UserError, ConfigError, LockError, TemplateError, PackageError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        message = str(exc) if not isinstance(exc, OSError) else _os_message(exc)
+        click.echo(f"deckgen: error: {message}", err=True)
+        sys.exit(USAGE_EXIT)
+
+
+def _os_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def _check_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise UserError(f"output folder {output} is a file; choose a folder with -o/--output")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".deckgen-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write to output folder {output}: {exc.strerror or exc}; "
+            "choose another with -o/--output"
+        ) from None
+
+
+class _LazyProgress:
+    """A progress bar on a terminal, shown only once a build has taken more than a second."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.bar = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if time.monotonic() - self.started < 1.0 or not sys.stderr.isatty():
+                return
+            self.bar = click.progressbar(length=total, label="rendering", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deckgen")
+@click.option("--config", "project", type=click.Path(path_type=Path, dir_okay=False),
+              help="pyproject.toml to read [tool.deckgen] from (default: the nearest one).")
+@click.pass_context
+def main(ctx: click.Context, project: Path | None) -> None:
+    """Turn Markdown articles of interview questions into Anki decks."""
+    ctx.obj = {"project": project}
+
+
+_sources = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+_no_run = click.option("--no-run", is_flag=True, help="Do not run code examples (code notes say skipped).")
+_debug = click.option("--debug", is_flag=True, help="Show a traceback for errors.")
+
+
+@main.command()
+@_sources
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: build/).")
+@click.option("--root", help="Name of the parent deck (default: 三年面试五年模拟).")
+@click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
+              help="Lock file keeping note identities (default: deckgen.lock).")
+@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Folder of note-type templates overriding the shipped ones.")
+@click.option("--timeout", type=float, help="Seconds a code example may run (default: 10).")
+@_no_run
+@_debug
+@click.pass_context
+def build(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
+          lock: Path | None, templates: Path | None, timeout: float | None, no_run: bool,
+          debug: bool) -> None:
+    """Build one .apkg per section, and one with them all, from SOURCES (default: source/)."""
+    from deckgen.build import build as run_build
+
+    def action():  # noqa: ANN202
+        settings = _settings(ctx, sources, output=output, root=root, lock=lock, templates=templates,
+                             timeout=timeout, run_code=False if no_run else None)
+        _check_output(settings.output)
+        progress = _LazyProgress()
+        try:
+            return run_build(settings, progress=progress)
+        finally:
+            progress.close()
+
+    report = _run(debug, action)
+    _print_diagnostics(report.diagnostics)
+    if report.errors:
+        click.echo(f"deckgen: {len(report.errors)} error(s): nothing was written; "
+                   "the previous build is unchanged", err=True)
+        sys.exit(CONTENT_EXIT)
+    _print_summary(report)
+
+
+@main.command()
+@_sources
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@_no_run
+@_debug
+@click.pass_context
+def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: bool, debug: bool) -> None:
+    """Report every problem in SOURCES as file:line: level: message, writing nothing."""
+    from deckgen.build import build as run_build
+
+    def action():  # noqa: ANN202
+        settings = _settings(ctx, sources, run_code=False if no_run else None)
+        return run_build(settings, write=False)
+
+    report = _run(debug, action)
+    _print_diagnostics(report.diagnostics)
+    warnings = len(report.diagnostics) - len(report.errors)
+    click.echo(f"{len(report.errors)} error(s), {warnings} warning(s)", err=True)
+    if report.errors or (strict and warnings):
+        sys.exit(CONTENT_EXIT)
+
+
+def _print_diagnostics(diagnostics) -> None:  # noqa: ANN001
+    for diagnostic in diagnostics:
+        click.echo(str(diagnostic), err=True)
+
+
+def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
+    for event in report.events:
+        click.echo(event)
+    for s in report.sections:
+        changes = ", ".join(f"{n} {k}" for k, n in sorted(s.changes.items()) if n)
+        code = sum(s.code_notes.values())
+        statuses = ", ".join(f"{n} {k}" for k, n in sorted(s.code_notes.items()))
+        click.echo(
+            f"{s.name}: {s.cards} cards ({changes or 'no changes'}); "
+            f"{code} code notes{f' ({statuses})' if statuses else ''}; "
+            f"{s.images} images, {s.remote_images} remote; {s.warnings} warnings"
+        )
+    for path in report.packages:
+        click.echo(f"wrote {path}")
