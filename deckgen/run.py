@@ -172,7 +172,10 @@ class CodeRunner:
         cached = self._read_cache(key)
         if cached is not None:
             return cached
-        result = self._execute(code)
+        try:
+            result = self._execute(code)
+        except (OSError, ValueError) as error:  # no room for a temporary directory, and the like
+            return RunResult(FAILED, "", None, f"could not run the block: {error}")
         # A timeout says as much about how busy the machine was as about the code, so it is not
         # kept: a busy moment must not pin "stopped after 10 s" on a block for every later build.
         if result.status != TIMED_OUT:
@@ -195,7 +198,7 @@ class CodeRunner:
     def _execute(self, code: str) -> RunResult:
         with tempfile.TemporaryDirectory(prefix="deckgen-run-", ignore_cleanup_errors=True) as tmp:
             main = Path(tmp, "main.py")
-            main.write_text(code, encoding="utf-8")
+            main.write_text(code, encoding="utf-8", errors="surrogatepass")
             cpu_seconds = math.ceil(self.timeout) + 1
             command = [
                 sys.executable, "-I", "-c", _BOOTSTRAP,
@@ -232,7 +235,7 @@ class CodeRunner:
             signal_number = -code
             if signal_number == getattr(signal, "SIGXCPU", None):
                 return RunResult(TIMED_OUT, output, code,
-                                 f"stopped after {cpu_seconds - 1} s of CPU time")
+                                 f"stopped after {cpu_seconds} s of CPU time")
             name = _signal_name(signal_number)
             # A C extension that cannot get memory under RLIMIT_AS aborts or crashes instead of
             # raising MemoryError; the limit is then the likeliest cause, but not a certain one.
@@ -257,7 +260,7 @@ class CodeRunner:
             "file_size_mb": FILE_SIZE_LIMIT_MB,
         }
         text = json.dumps(material, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
     def _cache_path(self, key: str) -> Path | None:
         return self.cache_dir / f"{key}.json" if self.cache_dir is not None else None
@@ -311,7 +314,7 @@ def trim_output(text: str, extra_lines: int = 0, max_lines: int = MAX_OUTPUT_LIN
                 max_chars: int = MAX_OUTPUT_CHARS) -> str:
     """Text cut to what fits on a card, ending in a "… (N more lines)" marker when cut.
 
-    `extra_lines` counts lines already dropped before `text` (output beyond what was captured).
+    `extra_lines` counts lines that came after `text` but were not captured at all.
     """
     lines = text.splitlines(keepends=True)
     kept: list[str] = []
