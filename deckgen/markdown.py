@@ -7,11 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from markdown_it import MarkdownIt
+from markdown_it.ruler import Ruler
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_inline import StateInline
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.texmath import texmath_plugin
 
 Highlighter = Callable[[str, str, str], str]  # (code, language, attrs) -> HTML starting with <pre
+
+BlockRule = Callable[[StateBlock, int, int, bool], bool]
+InlineRule = Callable[[StateInline, bool], bool]
 
 
 def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
@@ -26,5 +32,85 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
         allow_digits=True,
         allow_blank_lines=False,
     )
+    # Replace the plugin's rules before texmath adds rules of the same names.
+    md.block.ruler.at(
+        "math_block",
+        _interrupting_math_block(_rule(md.block.ruler, "math_block")),
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
+    md.inline.ruler.at(
+        "math_inline", _math_inline_outside_code(_rule(md.inline.ruler, "math_inline"))
+    )
     md.use(texmath_plugin, delimiters="brackets")
+    # texmath knows `\[…\]` only as a block of its own; mid-paragraph the escape rule would
+    # eat the backslashes and leave "[…]".
+    md.inline.ruler.before("escape", "math_inline_bracket", _bracket_display_inline)
     return md
+
+
+def _rule(ruler: Ruler, name: str) -> Callable:
+    """The function of the first rule called `name` (Ruler has no public getter for one rule)."""
+    return ruler.__rules__[ruler.__find__(name)].fn
+
+
+def _interrupting_math_block(rule: BlockRule) -> BlockRule:
+    """dollarmath's `$$` block rule, made fit to end a paragraph that a `$$` line follows.
+
+    The corpus glues `$$` lines under text; without interrupting, the formula's lines would be
+    read as paragraph text, where a TeX line starting with `+ ` or `- ` starts a list. The
+    plugin's rule ignores `silent` (it always pushes a token), which as a terminator check
+    would duplicate the formula, so a silent call runs it and takes its effects back.
+    """
+
+    def math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+        if not silent:
+            return rule(state, start, end, False)
+        if state.parentType == "paragraph" and _opens_inline_double(state, start):
+            return False  # this `$$` closes a `$$` the paragraph opened mid-line
+        tokens, line = len(state.tokens), state.line
+        found = rule(state, start, end, False)
+        del state.tokens[tokens:]
+        state.line = line
+        return found
+
+    return math_block
+
+
+def _opens_inline_double(state: StateBlock, line: int) -> bool:
+    """Whether the paragraph's lines before `line` leave a `$$` open (`公式：$$` then TeX lines)."""
+    text = state.src[state.bMarks[state.line] : state.eMarks[line - 1]]
+    return text.count("$$") % 2 == 1
+
+
+def _math_inline_outside_code(rule: InlineRule) -> InlineRule:
+    """dollarmath's `$` rule, refusing a span that would run into a code span.
+
+    `cost $5 and `echo $x`` must leave the shell `$` alone: CommonMark gives code spans
+    precedence, and TeX has no use for backticks.
+    """
+
+    def math_inline(state: StateInline, silent: bool) -> bool:
+        start = state.pos
+        if not rule(state, True):
+            return False
+        end, state.pos = state.pos, start
+        if "`" in state.src[start:end]:
+            return False
+        return rule(state, silent)
+
+    return math_inline
+
+
+def _bracket_display_inline(state: StateInline, silent: bool) -> bool:
+    """`\\[…\\]` inside a paragraph: display math, as a `math_inline_double` token like `$$…$$`."""
+    if not state.src.startswith("\\[", state.pos):
+        return False
+    end = state.src.find("\\]", state.pos + 2)
+    if end <= state.pos + 2:
+        return False
+    if not silent:
+        token = state.push("math_inline_double", "math", 0)
+        token.content = state.src[state.pos + 2 : end]
+        token.markup = "\\["
+    state.pos = end + 2
+    return True

@@ -1,0 +1,403 @@
+"""Answer Markdown → the HTML a card shows: MathJax-ready math, highlighted code, packed images.
+
+Anki runs MathJax on `\\(…\\)` and `\\[…\\]` in text nodes, so math is emitted as TeX between those
+delimiters, escaped only as HTML requires. Code is highlighted by Pygments with CSS classes
+(`code_css()`), images referenced by the sources are packed as media, and everything passes
+the allow-list of `deckgen.sanitize` last.
+
+Classes the card CSS can style: `pre.highlight` (code, `data-lang` names the language),
+`div.table-wrap` (around each table, for horizontal scrolling on a phone), `span.math` /
+`div.math` (`.display` for display math), `span.image-missing` (an image that could not be packed).
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.token import Token
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+from deckgen.markdown import make_markdown
+from deckgen.model import WARNING, Diagnostic, Question
+from deckgen.sanitize import clean, removals, url_problem
+
+LIGHT_STYLE = "default"
+NIGHT_STYLE = "github-dark"
+NIGHT_SELECTORS = (".nightMode .highlight", ".night_mode .highlight")
+
+# Fence words Pygments does not know that still name something readable as plain text; they
+# are shown as such without a warning ("cmd" is Windows batch, which Pygments does know).
+_LANGUAGE_ALIASES = {"cmd": "batch", "shell": "bash", "py3": "python", "ipython": "python"}
+_PLAIN_LANGUAGES = frozenset({"", "text", "plaintext", "plain", "txt", "output", "log", "mermaid"})
+
+_RAW_HEADING = re.compile(r"^\s*<(h[1-6])\b[^>]*>(.*?)</\1\s*>\s*$", re.IGNORECASE | re.DOTALL)
+_IMG_TAG = re.compile(r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+_ATTRIBUTE = r"""(?:^|\s){name}\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+)"""
+_SRC = re.compile(_ATTRIBUTE.format(name="src"), re.IGNORECASE)
+_ALT = re.compile(_ATTRIBUTE.format(name="alt"), re.IGNORECASE)
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.\-]+")
+_ENV_KEY = "deckgen"
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A local file an answer references, to ship in the package."""
+
+    source: Path  # the local file, resolved and absolute
+    name: str  # its name in the package: "<stem>-<sha256[:10]><ext>", one per content
+
+
+@dataclass
+class Rendered:
+    html: str
+    media: list[MediaFile]
+    remote_images: int
+    diagnostics: list[Diagnostic]
+    math: int = 0  # math spans and blocks rendered
+
+
+@dataclass
+class _Job:
+    """The state of one rendering, reachable from markdown-it's render rules through `env`."""
+
+    path: Path
+    first_line: int
+    base_dir: Path
+    roots: tuple[Path, ...]
+    pack_media: bool = True  # titles cannot ship files: their local images become alt text
+    media: dict[str, MediaFile] = field(default_factory=dict)
+    remote_images: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    math: int = 0
+
+    def warn(self, offset: int, message: str) -> None:
+        self.diagnostics.append(Diagnostic(self.path, self.first_line + offset, WARNING, message))
+
+
+def _job(env: dict[str, Any]) -> _Job:
+    return env[_ENV_KEY]
+
+
+class Renderer:
+    """Renders Markdown of one build; reuses one parser, lexers and media hashes throughout."""
+
+    def __init__(self, allowed_roots: Sequence[Path] = ()) -> None:
+        # Images may come only from these folders; with none given, from the rendered file's own.
+        self._roots = tuple(Path(root).resolve() for root in allowed_roots)
+        self._formatter = HtmlFormatter(nowrap=True)
+        self._lexers: dict[str, Lexer | None] = {}
+        self._media_names: dict[Path, str] = {}
+        self._md = self._make_markdown()
+
+    # -- public API --------------------------------------------------------------------------
+
+    def answer(self, question: Question) -> Rendered:
+        """The answer's HTML; diagnostics carry lines counted from `question.answer_line`."""
+        return self.markdown(question.answer, path=question.path, first_line=question.answer_line)
+
+    def title(self, question: Question) -> str:
+        """The title as sanitized inline HTML (math, code, emphasis)."""
+        job = self._new_job(question.path, question.line, None)
+        job.pack_media = False
+        tokens = self._md.parseInline(question.title, {_ENV_KEY: job})
+        return clean(self._render(tokens, job)).strip()
+
+    def markdown(
+        self, text: str, *, path: Path, first_line: int, base_dir: Path | None = None
+    ) -> Rendered:
+        """Markdown whose first line is line `first_line` of `path`, as sanitized card HTML."""
+        job = self._new_job(path, first_line, base_dir)
+        tokens = self._md.parse(text, {_ENV_KEY: job})
+        return Rendered(
+            html=clean(self._render(tokens, job)),
+            media=list(job.media.values()),
+            remote_images=job.remote_images,
+            diagnostics=job.diagnostics,
+            math=job.math,
+        )
+
+    def code(self, code: str, language: str) -> str:
+        """A highlighted `<pre>` for the code note type; an unknown language is plain text."""
+        return clean(self._code_html(code, language.strip().lower()))
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _make_markdown(self) -> MarkdownIt:
+        md = make_markdown()
+        # An answer has no front matter: a leading `---` rule must stay a rule.
+        md.disable("front_matter")
+        rules = {
+            "fence": self._fence,
+            "code_block": self._code_block,
+            "image": self._image,
+            "link_open": self._link_open,
+            "html_block": self._html_block,
+            "html_inline": self._html_inline,
+            "table_open": _table_open,
+            "table_close": _table_close,
+            "math_inline": self._math_inline,
+            "math_inline_double": self._math_display_inline,
+            "math_block": self._math_block,
+            "math_block_label": self._math_block,
+            "math_block_eqno": self._math_block,
+        }
+        for name, method in rules.items():
+            md.add_render_rule(name, _as_rule(method))
+        return md
+
+    def _new_job(self, path: Path, first_line: int, base_dir: Path | None) -> _Job:
+        base = Path(base_dir if base_dir is not None else Path(path).parent).resolve()
+        return _Job(path=path, first_line=first_line, base_dir=base, roots=self._roots or (base,))
+
+    def _render(self, tokens: list[Token], job: _Job) -> str:
+        _number_lines(tokens)
+        return self._md.renderer.render(tokens, self._md.options, {_ENV_KEY: job})
+
+    # -- math --------------------------------------------------------------------------------
+
+    def _math_inline(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        _job(env).math += 1
+        return f'<span class="math">\\({_tex(tokens[idx].content)}\\)</span>'
+
+    def _math_display_inline(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        # `$$…$$` inside a paragraph: display math, but a <div> would break the <p> apart.
+        _job(env).math += 1
+        return f'<span class="math display">\\[{_tex(tokens[idx].content)}\\]</span>'
+
+    def _math_block(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        token = tokens[idx]
+        _job(env).math += 1
+        tex = _tex(token.content)
+        if token.info:  # `$$ … $$ (1)`: an equation label, typeset as MathJax's own tag
+            tex = f"{tex} \\tag{{{escapeHtml(token.info)}}}"
+        return f'<div class="math display">\\[{tex}\\]</div>\n'
+
+    # -- code --------------------------------------------------------------------------------
+
+    def _fence(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        token = tokens[idx]
+        language = token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
+        language = language.strip("{}.")
+        if self._lexer(language) is None and language not in _PLAIN_LANGUAGES:
+            _job(env).warn(
+                _line(token), f"unknown code language '{language}' (shown as plain text)"
+            )
+        return self._code_html(token.content, language) + "\n"
+
+    def _code_block(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        return self._code_html(tokens[idx].content, "") + "\n"
+
+    def _code_html(self, code: str, language: str) -> str:
+        lexer = self._lexer(language)
+        body = escapeHtml(code) if lexer is None else highlight(code, lexer, self._formatter)
+        label = f' data-lang="{escapeHtml(language)}"' if language else ""
+        return f'<pre class="highlight"{label}><code>{body}</code></pre>'
+
+    def _lexer(self, language: str) -> Lexer | None:
+        if language not in self._lexers:
+            lexer = None
+            if language not in _PLAIN_LANGUAGES:
+                try:
+                    lexer = get_lexer_by_name(_LANGUAGE_ALIASES.get(language, language))
+                except ClassNotFound:
+                    pass
+            self._lexers[language] = lexer
+        return self._lexers[language]
+
+    # -- images, links, raw HTML -------------------------------------------------------------
+
+    def _image(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        token = tokens[idx]
+        alt = renderer.renderInlineAsText(token.children or [], options, env)
+        src = self._image_source(str(token.attrGet("src") or ""), _job(env), _line(token))
+        if src is None:
+            return _missing_image(alt, str(token.attrGet("src") or ""))
+        token.attrSet("src", src)
+        token.attrSet("alt", alt)
+        return renderer.renderToken(tokens, idx, options, env)
+
+    def _link_open(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        token = tokens[idx]
+        problem = url_problem(str(token.attrGet("href") or ""))
+        if problem:
+            _job(env).warn(_line(token), f"HTML removed: {problem}")
+            token.attrs.pop("href", None)
+        return renderer.renderToken(tokens, idx, options, env)
+
+    def _html_block(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        token = tokens[idx]
+        job = _job(env)
+        heading = _RAW_HEADING.match(token.content)
+        if heading:
+            # A raw <hN id=…> heading: its text is Markdown (math, code) like any other line;
+            # the id would only collide with ids of Anki's own page.
+            tag, inner = heading.group(1).lower(), heading.group(2)
+            inline = self._md.parseInline(inner, env)
+            for inline_token in inline:
+                inline_token.map = token.map
+            _number_lines(inline)
+            body = self._md.renderer.render(inline, options, env)
+            return f"<{tag}>{body}</{tag}>\n"
+        return self._raw_html(token.content, job, _line(token))
+
+    def _html_inline(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        token = tokens[idx]
+        return self._raw_html(token.content, _job(env), _line(token))
+
+    def _raw_html(self, content: str, job: _Job, line: int) -> str:
+        if "<img" in content.lower():
+            # Images first: one refused or missing is replaced whole, so is not reported twice.
+            content = _IMG_TAG.sub(lambda match: self._raw_image(match.group(0), job, line), content)
+        for removed in removals(content):
+            job.warn(line, f"HTML removed: {removed}")
+        return content
+
+    def _raw_image(self, tag: str, job: _Job, line: int) -> str:
+        src_match = _SRC.search(tag)
+        if src_match is None:
+            return tag
+        raw_src = html.unescape(src_match.group(1).strip("\"'"))
+        src = self._image_source(raw_src, job, line)
+        if src is None:
+            alt_match = _ALT.search(tag)
+            alt = html.unescape(alt_match.group(1).strip("\"'")) if alt_match else ""
+            return _missing_image(alt, raw_src)
+        start, end = src_match.span(1)
+        return f'{tag[:start]}"{escapeHtml(src)}"{tag[end:]}'
+
+    def _image_source(self, src: str, job: _Job, line: int) -> str | None:
+        """The src a card uses for this image, or None (and a warning) when it cannot show."""
+        src = src.strip()
+        parts = urlsplit(src)
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https") or (not scheme and parts.netloc):
+            job.remote_images += 1
+            return src if scheme else f"https:{src}"
+        if len(scheme) > 1:
+            job.warn(line, f"image refused: {scheme}: URL")
+            return None
+        relative = unquote(parts.path) if not scheme else src
+        if not relative:
+            job.warn(line, "image without a source removed")
+            return None
+        if scheme or relative.startswith(("/", "\\")):  # "C:\x.png" parses as scheme "c"
+            job.warn(line, f"image refused: absolute path {relative}")
+            return None
+        file = (job.base_dir / relative).resolve()
+        if not any(file.is_relative_to(root) for root in job.roots):
+            job.warn(line, f"image refused: {relative} is outside the source folders")
+            return None
+        if not job.pack_media:
+            return None
+        if not file.is_file():
+            job.warn(line, f"image not found: {relative}")
+            return None
+        name = self._media_name(file)
+        job.media.setdefault(name, MediaFile(file, name))
+        return name
+
+    def _media_name(self, file: Path) -> str:
+        if file not in self._media_names:
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()[:10]
+            stem = _UNSAFE_NAME_CHARS.sub("_", unicodedata.normalize("NFC", file.stem))
+            stem = stem.strip("._")[:60] or "image"
+            self._media_names[file] = f"{stem}-{digest}{file.suffix.lower()}"
+        return self._media_names[file]
+
+
+def code_css() -> str:
+    """Pygments CSS: a light palette under `.highlight`, a night one under Anki's night classes.
+
+    The night rules are more specific than the light ones, so they win in any order; a reset
+    first keeps light-only token styles (backgrounds, borders) from leaking into night mode.
+    """
+    light = HtmlFormatter(style=LIGHT_STYLE)
+    night = HtmlFormatter(style=NIGHT_STYLE)
+    night_spans = ", ".join(f"{selector} span" for selector in NIGHT_SELECTORS)
+    lines = [
+        "/* Pygments, light */",
+        *light.get_background_style_defs(".highlight"),
+        *light.get_token_style_defs(".highlight"),
+        "/* Pygments, night */",
+        f"{night_spans} {{ color: inherit; background: none; border: none;"
+        " font-weight: inherit; font-style: inherit }",
+        *night.get_background_style_defs(list(NIGHT_SELECTORS)),
+        *night.get_token_style_defs(list(NIGHT_SELECTORS)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _as_rule(method: Any) -> Any:
+    """A render rule markdown-it can bind to its renderer (it calls `__get__` on the function)."""
+
+    def rule(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+        return method(renderer, tokens, idx, options, env)
+
+    return rule
+
+
+def _table_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    return '<div class="table-wrap">' + renderer.renderToken(tokens, idx, options, env)
+
+
+def _table_close(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    return renderer.renderToken(tokens, idx, options, env) + "</div>\n"
+
+
+def _tex(content: str) -> str:
+    """TeX ready to sit between MathJax delimiters in HTML text."""
+    tex = _unwrap_delimiters(content)
+    if tex.endswith("\\"):
+        # Not stripped, and never glued to the closing delimiter: `x\ ` + `\]` must not
+        # become `x\\]`, which MathJax reads as a line break and then finds no end.
+        tex += " "
+    return escapeHtml(tex)
+
+
+def _unwrap_delimiters(tex: str) -> str:
+    """`$\\( d_k \\)$` → ` d_k `: the sources double some delimiters, which MathJax rejects."""
+    inner = tex.strip()
+    for opening, closing in (("\\(", "\\)"), ("\\[", "\\]")):
+        if inner.startswith(opening) and inner.endswith(closing) and len(inner) >= 4:
+            body = inner[2:-2]
+            if opening not in body and closing not in body:
+                return body
+    return tex
+
+
+def _missing_image(alt: str, src: str) -> str:
+    return f'<span class="image-missing">{escapeHtml(alt or src)}</span>'
+
+
+def _line(token: Token) -> int:
+    """The 0-based line of a token within the rendered text (see `_number_lines`)."""
+    if token.map:
+        return token.map[0]
+    return int(token.meta.get("line", 0))
+
+
+def _number_lines(tokens: list[Token]) -> None:
+    """Give each inline token the line it starts on, for diagnostics (only blocks have `.map`)."""
+    for token in tokens:
+        if not token.children:
+            continue
+        line = token.map[0] if token.map else 0
+        for child in token.children:
+            child.meta["line"] = line
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type in ("html_inline", "math_inline", "math_inline_double"):
+                line += child.content.count("\n")
