@@ -275,7 +275,16 @@ def _load_shipped(settings: Settings) -> dict[str, dict]:
 
 
 def build(settings: Settings, *, progress: Progress | None = None, write: bool = True) -> BuildReport:
-    """Run every step; write packages only when no error was found (`write=False`: check only)."""
+    """Run every step; write packages only when no error was found (`write=False`: check only).
+
+    A rebuild whose inputs are byte-for-byte those of the last successful build does no work:
+    its packages are already what this build would write.
+    """
+    fingerprint = input_fingerprint(settings)
+    if write:
+        previous = _load_previous(settings, fingerprint)
+        if previous is not None:
+            return previous
     report = BuildReport()
     corpus = load_corpus(settings.sources)
     lock = Lock.load(settings.lock)
@@ -297,7 +306,69 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     report.sections = list(plan.sections.values())
     report.events = _events(plan, lock, settled)
     report.packages = write_outputs(settled, plan, models, settings)
+    _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def input_fingerprint(settings: Settings) -> str:
+    """A hash of everything a build reads: sources and the files beside them, templates, the lock
+    file, the settings, and the versions of the code that renders."""
+    from importlib.metadata import version
+
+    from deckgen.notetypes import default_templates_dir
+
+    digest = hashlib.sha256()
+    digest.update(repr(settings).encode())
+    for package in ("genanki", "markdown-it-py", "mdit-py-plugins", "pygments", "nh3"):
+        digest.update(f"{package}={version(package)}".encode())
+    digest.update(__version__.encode())
+    folders = [*settings.sources, settings.templates or default_templates_dir()]
+    for folder in folders:
+        files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+        for path in files:
+            if settings.output in path.parents:
+                continue
+            digest.update(str(path).encode())
+            if path.suffix.lower() in (".md", ".markdown", ".html", ".css"):
+                digest.update(path.read_bytes())
+            else:  # images and the like: their size and time tell a change cheaply
+                stat = path.stat()
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    if settings.lock.exists():
+        digest.update(settings.lock.read_bytes())
+    return digest.hexdigest()
+
+
+def _load_previous(settings: Settings, fingerprint: str) -> BuildReport | None:
+    try:
+        data = json.loads((settings.cache_dir / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("fingerprint") != fingerprint:
+        return None
+    packages = [Path(p) for p in data["packages"]]
+    if not all(p.is_file() for p in packages):
+        return None
+    return BuildReport(
+        sections=[SectionReport(s["name"], s["cards"], Counter(s["code_notes"]), s["images"],
+                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}))
+                  for s in data["sections"]],
+        diagnostics=[Diagnostic(Path(d[0]), d[1], d[2], d[3]) for d in data["diagnostics"]],
+        packages=packages,
+        up_to_date=True,
+    )
+
+
+def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) -> None:
+    data = {
+        "fingerprint": fingerprint,
+        "packages": [str(p) for p in report.packages],
+        "sections": [{"name": s.name, "cards": s.cards, "code_notes": dict(s.code_notes),
+                      "images": s.images, "remote_images": s.remote_images, "warnings": s.warnings}
+                     for s in report.sections],
+        "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],
+    }
+    _write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
 
 
 def _events(plan: Planned, lock: Lock, settled: Settlement) -> list[str]:

@@ -174,6 +174,8 @@ def _print_diagnostics(diagnostics) -> None:  # noqa: ANN001
 
 
 def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
+    if report.up_to_date:
+        click.echo("nothing changed since the last build: the packages are up to date")
     for event in report.events:
         click.echo(event)
     for s in report.sections:
