@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Benchmark `deckgen build` on knowledge-base-sized input: prints figures, asserts nothing.
+
+    python scripts/benchmark.py            # synthetic 1×, 4×, 16× and ../shared/corpus if present
+    python scripts/benchmark.py --scales 1 # just one size
+
+Each build runs as its own process (`python -m deckgen build … --no-run`), so wall time includes
+start-up and imports, as a user sees it, and peak memory is that process's maximum resident size.
+"Cold" is a first build into an empty output folder; "unchanged" is a rebuild with nothing changed.
+1× is the size of the upstream knowledge base: about 115 files, 1,600 questions, 3 MB.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+
+FOLDERS = ["AI绘画基础", "AI视频基础", "大模型基础", "深度学习基础", "机器学习基础", "编程基础：Python",
+           "模型部署基础", "计算机基础", "数字人基础", "自动驾驶基础"]
+FILES_PER_SCALE = 115
+QUESTIONS_PER_FILE = 14
+WORDS = ("模型 训练 数据 注意力 梯度 损失 推理 部署 权重 编码 解码 特征 卷积 采样 优化 正则 归一化 "
+         "Transformer Attention VAE UNet LoRA Diffusion CUDA TensorRT").split()
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f00f0004850180848c2921"
+    "0000000049454e44ae426082"
+)
+
+
+def sentence(rng: random.Random) -> str:
+    words = "".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20)))
+    return f"{words}，其中 $x_{{{rng.randint(1, 9)}}}$ 与 $\\theta_i$ 相关，{words[:12]}。"
+
+
+def answer(rng: random.Random, image: str) -> str:
+    parts = [sentence(rng) for _ in range(rng.randint(2, 4))]
+    parts.append("### 原理\n\n" + " ".join(sentence(rng) for _ in range(3)))
+    parts.append("$$\n\\mathrm{Attention}(Q,K,V)=\\mathrm{softmax}\\left(\\frac{QK^T}{\\sqrt{d_k}}\\right)V\n$$")
+    if rng.random() < 0.65:
+        body = "\n".join(f"    x_{i} = torch.randn({i + 1}, 16)  # {rng.choice(WORDS)}" for i in range(rng.randint(4, 12)))
+        parts.append(f"```python\nimport torch\n\ndef f():\n{body}\n    return x_0\n```")
+    if rng.random() < 0.3:
+        parts.append("| 方法 | 说明 |\n| --- | --- |\n" + "\n".join(
+            f"| {rng.choice(WORDS)} | {sentence(rng)} |" for _ in range(3)))
+    if rng.random() < 0.3:
+        parts.append(f"![示意图]({image})")
+    if rng.random() < 0.3:
+        parts.append("![](https://example.com/remote.png)")
+    parts.append("- " + "\n- ".join(sentence(rng) for _ in range(rng.randint(2, 5))))
+    return "\n\n".join(parts)
+
+
+def make_corpus(target: Path, scale: int) -> None:
+    """A synthetic knowledge base in the upstream layout, `scale` times its size."""
+    rng = random.Random(scale)
+    for n in range(FILES_PER_SCALE * scale):
+        folder = target / FOLDERS[n % len(FOLDERS)]
+        (folder / "imgs").mkdir(parents=True, exist_ok=True)
+        (folder / "imgs" / f"fig{n}.png").write_bytes(PNG)
+        titles = [f"{q + 1}.{rng.choice(WORDS)}{rng.choice(WORDS)}的作用是什么（{n}-{q}）？"
+                  for q in range(QUESTIONS_PER_FILE)]
+        ids = [re.sub(r"\s", "", t) for t in titles]
+        toc = "\n".join(f"- [{t}](#user-content-{i})" for t, i in zip(titles, ids))
+        body = "\n\n".join(
+            f'<h2 id="{i}">{t}</h2>\n\n{answer(rng, f"./imgs/fig{n}.png")}' for t, i in zip(titles, ids)
+        )
+        (folder / f"知识点{n:04d}.md").write_text(f"# 目录\n\n{toc}\n\n{body}\n", encoding="utf-8")
+
+
+def corpus_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*.md")]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def run_build(source: Path, work: Path) -> tuple[float, float, str]:
+    """(wall seconds, peak MB, output) of one `deckgen build` process."""
+    command = [sys.executable, "-m", "deckgen", "build", str(source), "-o", str(work / "build"),
+               "--lock", str(work / "deckgen.lock"), "--no-run"]
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+        _, status, usage = os.wait4(process.pid, 0)  # the child's own peak, not all children's
+        wall = time.perf_counter() - started
+        log.seek(0)
+        output = log.read().decode("utf-8", "replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"build failed ({code}):\n{output}")
+    return wall, usage.ru_maxrss / 1024, output
+
+
+def cards_in(output: str) -> int:
+    return sum(int(m) for m in re.findall(r"^.*?: (\d+) cards", output, flags=re.M))
+
+
+def measure(name: str, source: Path) -> None:
+    files, size = corpus_size(source)
+    with tempfile.TemporaryDirectory(prefix="deckgen-bench-") as tmp:
+        work = Path(tmp)
+        cold, cold_mb, out = run_build(source, work)
+        cards = cards_in(out)
+        warm, warm_mb, _ = run_build(source, work)
+    rate = cards / cold if cold else 0
+    print(f"{name:<16} {files:>5} files {size / 1e6:>6.1f} MB {cards:>6} cards | "
+          f"cold {cold:6.2f} s {rate:>7.0f} cards/s {cold_mb:6.0f} MB peak | "
+          f"unchanged {warm:5.2f} s {warm_mb:5.0f} MB peak", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; each figure is one process")
+    for scale in args.scales:
+        with tempfile.TemporaryDirectory(prefix="deckgen-corpus-") as tmp:
+            source = Path(tmp) / "kb"
+            make_corpus(source, scale)
+            measure(f"synthetic {scale}×", source)
+    if SHARED_CORPUS.is_dir():
+        with tempfile.TemporaryDirectory(prefix="deckgen-corpus-") as tmp:
+            source = Path(tmp) / "corpus"
+            shutil.copytree(SHARED_CORPUS, source)  # the shared copy is read-only
+            measure("shared/corpus", source)
+
+
+if __name__ == "__main__":
+    main()
