@@ -171,8 +171,10 @@ class Anki:
     def cards(self):  # noqa: ANN201
         return [self.col.get_card(cid) for cid in sorted(self.col.find_cards(""))]
 
-    def notes(self):  # noqa: ANN201
-        return [self.col.get_note(nid) for nid in sorted(self.col.find_notes(""))]
+    def notes(self, note_type: str | None = None):  # noqa: ANN201
+        """Every note, or those of one note type ("deckgen Q&A", "deckgen Code")."""
+        query = f'"note:{note_type}"' if note_type else ""
+        return [self.col.get_note(nid) for nid in sorted(self.col.find_notes(query))]
 
     def deck_names(self) -> set[str]:
         return {d.name for d in self.col.decks.all_names_and_ids()}

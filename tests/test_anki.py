@@ -1,6 +1,7 @@
 """What really happens in Anki: built decks imported with Anki's own importer (the `anki` package)."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -44,16 +45,16 @@ def test_every_package_imports_and_every_card_renders(project, anki):  # noqa: A
         fronts.append(out.question_text)
     assert len(fronts) == questions + code_notes
 
-    notes = {n["Question"]: n for n in anki.notes() if n.note_type()["name"] == "deckgen Q&A"}
+    notes = {n["Question"]: n for n in anki.notes("deckgen Q&A")}
     rope = next(n for q, n in notes.items() if "ROPE" in q)
     assert r"\(x_i\)" in rope["Answer"] and r"\[" in rope["Answer"]
     assert "<em>" not in rope["Answer"]
-    code = next(n for n in anki.notes() if n.note_type()["name"] == "deckgen Code" and n["Language"] == "python")
+    code = next(n for n in anki.notes("deckgen Code") if n["Language"] == "python")
     assert '<span class="' in code["Code"]  # Pygments markup survives the import
     assert code["Status"] == "ran"
     assert code["Output"].strip() == '{"name": "Rocky", "age": 18}'
     assert code["OutputCheck"].startswith("matches")
-    bash = next(n for n in anki.notes() if n["Language"] == "bash" if "Language" in n)
+    bash = next(n for n in anki.notes("deckgen Code") if n["Language"] == "bash")
     assert bash["Status"] == "skipped" and "never run" in bash["Reason"]
 
 
@@ -63,8 +64,8 @@ def test_section_packages_import_alone_with_their_media(project, anki):  # noqa:
     assert len(log.new) == 4  # two questions, two code notes
     assert anki.deck_names() >= {f"{ROOT}::Python编程基础"}
     media_dir = anki.col.media.dir()
-    linux = next(n for n in anki.notes() if "Linux" in n["Question"] and "Answer" in n)
-    names = [f for f in __import__("os").listdir(media_dir)]
+    linux = next(n for n in anki.notes("deckgen Q&A") if "Linux" in n["Question"])
+    names = os.listdir(media_dir)
     assert len(names) == 1 and names[0] in linux["Answer"]
     assert not anki.col.media.check().missing
 
@@ -74,7 +75,7 @@ def test_rebuild_after_edits_updates_in_place_and_keeps_reviews(project, anki): 
     anki.import_package(first)
     answered = anki.review_all()
     assert answered >= 6
-    before_ids = {n["Question"]: n.id for n in anki.notes() if n.note_type()["name"] == "deckgen Q&A"}
+    before_ids = {n["Question"]: n.id for n in anki.notes("deckgen Q&A")}
     schedule = {c.id: (c.type, c.queue, c.due, c.ivl, c.reps) for c in anki.cards()}
     revlog = anki.col.db.all("select id, cid, ease from revlog order by id")
     assert revlog
@@ -96,7 +97,7 @@ def test_rebuild_after_edits_updates_in_place_and_keeps_reviews(project, anki): 
 
     names = [m["name"] for m in anki.col.models.all()]
     assert names.count("deckgen Q&A") == 1 and not any(n.endswith("+") for n in names)
-    qa = [n for n in anki.notes() if n.note_type()["name"] == "deckgen Q&A"]
+    qa = anki.notes("deckgen Q&A")
     by_title = {n["Question"]: n for n in qa}
     assert len(qa) == len(by_title) == 5, "four questions and the removed one, no duplicates"
     # edited answer: same note, new content
