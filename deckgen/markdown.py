@@ -65,6 +65,8 @@ def _interrupting_math_block(rule: BlockRule) -> BlockRule:
     def math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         if not silent:
             return rule(state, start, end, False)
+        if not state.src.startswith("$$", state.bMarks[start] + state.tShift[start]):
+            return False  # the common case, decided before the costlier checks below
         if state.parentType == "paragraph" and _opens_inline_double(state, start):
             return False  # this `$$` closes a `$$` the paragraph opened mid-line
         tokens, line = len(state.tokens), state.line

@@ -99,6 +99,7 @@ class Renderer:
         self._roots = tuple(Path(root).resolve() for root in allowed_roots)
         self._formatter = HtmlFormatter(nowrap=True)
         self._lexers: dict[str, Lexer | None] = {}
+        self._code_cache: dict[tuple[str, str], str] = {}
         self._media_names: dict[Path, str] = {}
         self._md = self._make_markdown()
 
@@ -201,10 +202,15 @@ class Renderer:
         return self._code_html(tokens[idx].content, "") + "\n"
 
     def _code_html(self, code: str, language: str) -> str:
-        lexer = self._lexer(language)
-        body = escapeHtml(code) if lexer is None else highlight(code, lexer, self._formatter)
-        label = f' data-lang="{escapeHtml(language)}"' if language else ""
-        return f'<pre class="highlight"{label}><code>{body}</code></pre>'
+        # Lexing is most of the rendering time, and a build renders every block twice (in
+        # its answer and as a code note): highlight each once.
+        key = (language, code)
+        if key not in self._code_cache:
+            lexer = self._lexer(language)
+            body = escapeHtml(code) if lexer is None else highlight(code, lexer, self._formatter)
+            label = f' data-lang="{escapeHtml(language)}"' if language else ""
+            self._code_cache[key] = f'<pre class="highlight"{label}><code>{body}</code></pre>'
+        return self._code_cache[key]
 
     def _lexer(self, language: str) -> Lexer | None:
         if language not in self._lexers:

@@ -60,6 +60,8 @@ _CLEANER = nh3.Cleaner(
     strip_comments=True,
 )
 
+_VOID_TAGS = frozenset({"embed", "frame"})  # the content tags that never have an end tag
+
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 # Browsers ignore these inside a scheme ("java\tscript:"), so a check must too.
 _URL_NOISE = re.compile(r"[\x00-\x20]")
@@ -111,10 +113,17 @@ class _RemovalScanner(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.found: list[str] = []
+        self._removed_with_content: list[str] = []  # open <svg>, <iframe>…: their insides go too
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._removed_with_content:
+            if tag == self._removed_with_content[-1]:
+                self._removed_with_content.append(tag)
+            return
         if tag not in TAGS:
             self.found.append(f"<{tag}>")
+            if tag in CONTENT_TAGS and tag not in _VOID_TAGS:
+                self._removed_with_content.append(tag)
             return
         allowed = ATTRIBUTES.get(tag, frozenset())
         for name, value in attrs:
@@ -129,3 +138,9 @@ class _RemovalScanner(HTMLParser):
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
+        if self._removed_with_content and tag == self._removed_with_content[-1]:
+            self._removed_with_content.pop()  # <svg/>: nothing inside
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._removed_with_content and tag == self._removed_with_content[-1]:
+            self._removed_with_content.pop()
