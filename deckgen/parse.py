@@ -1,0 +1,754 @@
+"""Markdown source files → the data model (`deckgen.model`), for both source layouts.
+
+Two layouts, one parser:
+
+- **article**: `# 章节` section headings, `## 【一】问题` question headings below them; the answer runs
+  to the next heading of the question's level or shallower.
+- **knowledge-base** (upstream WeThinkIn/Interview-for-Algorithm-Engineer): a `目录` table of
+  contents, then one raw HTML heading `<hN id="…">33.问题</hN>` per question; the answer runs to
+  the next question. Topic folder → section, file → subdeck.
+
+Block structure comes from one markdown-it parse per file (the configuration `render` uses), so
+a `#` line inside a code fence or a `$$` block is never taken for a heading. Raw question
+headings are first blanked out of the text: CommonMark ends an HTML block only at a blank line,
+so text glued under a raw heading would otherwise be swallowed by it (and a fence opening there
+would be misread). Every answer keeps the file's line numbering (`answer_line + i` is the file
+line of answer line `i`), so later stages can point at the right line.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import os
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+from markdown_it.token import Token
+
+from deckgen.ids import QUESTION_MARKER, normalize_key, strip_number
+from deckgen.markdown import make_markdown
+from deckgen.model import (
+    ERROR,
+    WARNING,
+    CodeBlock,
+    Corpus,
+    Diagnostic,
+    Question,
+    Section,
+    SourceFile,
+    TocEntry,
+)
+
+ARTICLE = "article"
+KNOWLEDGE_BASE = "knowledge-base"
+
+# <h2 id="…"> opening a raw heading line; the closing tag is looked for separately.
+_RAW_CANDIDATE = re.compile(r"^[ \t]*<h[1-6][\s>]", re.IGNORECASE | re.MULTILINE)
+_RAW_OPEN = re.compile(r"[ \t]*<h([1-6])(\s[^>]*)?>", re.IGNORECASE)
+_ID_ATTR = re.compile(r"""\bid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+_RAW_CLOSE = {n: re.compile(rf"</h{n}\s*>", re.IGNORECASE) for n in "123456"}
+_RAW_CLOSE_LOOKAHEAD = 5  # lines; a heading split over more lines is not a heading we know
+_ID_MARKER = re.compile(r"<!--\s*deckgen-id:\s*(.*?)\s*-->")
+_ID_MARKER_LINE = re.compile(r"^\s*<!--\s*deckgen-id:\s*(.*?)\s*-->\s*$")
+_TOC_TITLE = "目录"
+_TOC_LINK = re.compile(r"^\s*(?:[-*+]|\d+[.)])?\s*\[(.*?)\]\(\s*#(.*?)\s*\)\s*$")
+_NUMBERED = re.compile(r"^\s*\d+\s*(?:[.．、)）:：]|\s)")
+_OUTPUT_LABEL = re.compile(
+    r"^[*_\s]*(?:输出结果|运行结果|输出|output)[*_\s]*[:：][*_\s]*$", re.IGNORECASE
+)
+_HTML_TAG = re.compile(r"<[^>]*>")
+_INLINE_MARKS = re.compile(r"[*`]+")
+# HTML blocks that a blank line does not end: a raw heading inside one is content, not structure.
+_OPAQUE_HTML = re.compile(r"\s*<(?:!--|pre|script|style|textarea)", re.IGNORECASE)
+_CONTAINER_PREFIX = re.compile(r"^[\s>]*")
+_FRONT_MATTER_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.*?)\s*$")
+_README = "readme.md"
+_SKIPPED_DIRS = {"build"}
+
+_md = make_markdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and discovering files
+
+
+def read_source(path: Path) -> tuple[str | None, list[Diagnostic]]:
+    """The text of a source file: UTF-8, BOM stripped, line endings LF, tabs kept."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return None, [Diagnostic(path, 0, ERROR, f"cannot read: {exc.strerror or exc}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}"
+        return None, [Diagnostic(path, line, ERROR, message)]
+    return _normalize_text(text), []
+
+
+def _normalize_text(text: str) -> str:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[Diagnostic]]:
+    """(root, file) pairs for the given files and folders, in a deterministic order.
+
+    A file stands for itself (its root is its folder). A folder stands for every `*.md` below
+    it, sorted, except README files, hidden folders and `build/` (deckgen's own output).
+    """
+    found: list[tuple[Path, Path]] = []
+    seen: set[str] = set()
+    diagnostics: list[Diagnostic] = []
+
+    def add(root: Path, file: Path) -> None:
+        key = os.path.realpath(file)
+        if key not in seen:
+            seen.add(key)
+            found.append((root, file))
+
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            add(path.parent, path)
+        elif path.is_dir():
+            files = sorted(_markdown_files(path))
+            if not files:
+                diagnostics.append(Diagnostic(path, 0, WARNING, "no Markdown files found here"))
+            for file in files:
+                add(path, file)
+        else:
+            diagnostics.append(Diagnostic(path, 0, ERROR, "no such file or folder"))
+    return found, diagnostics
+
+
+def _markdown_files(folder: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS]
+        for name in filenames:
+            if name.lower().endswith(".md") and not name.startswith(".") and name.lower() != _README:
+                files.append(Path(dirpath) / name)
+    return files
+
+
+def parse_sources(paths: Sequence[Path]) -> Corpus:
+    """Every source file under `paths`, parsed; sections of the same name merged in order."""
+    corpus = Corpus()
+    pairs, corpus.diagnostics = discover(paths)
+    sections: dict[str, Section] = {}
+    for root, path in pairs:
+        text, problems = read_source(path)
+        corpus.diagnostics.extend(problems)
+        if text is None:
+            continue
+        try:
+            source, problems = parse_file(path, text, root=root)
+        except Exception as exc:  # a parser bug must cost one file, not the whole build
+            corpus.diagnostics.append(
+                Diagnostic(path, 0, ERROR, f"internal error while parsing (please report): {exc!r}")
+            )
+            continue
+        corpus.diagnostics.extend(problems)
+        corpus.files.append(source)
+        for question in source.questions:
+            section = sections.get(question.section)
+            if section is None:
+                section = sections[question.section] = Section(question.section)
+                corpus.sections.append(section)
+            section.questions.append(question)
+    return corpus
+
+
+# ---------------------------------------------------------------------------------------------
+# One file
+
+
+@dataclass
+class _Heading:
+    """A top-level heading: Markdown (`## x`, from the token stream) or raw HTML with an id."""
+
+    line: int  # 0-based first line
+    end: int  # 0-based line after the heading
+    level: int
+    text: str  # inner inline Markdown, id marker removed
+    raw: bool
+    html_id: str | None = None
+    pinned_id: str | None = None  # from <!-- deckgen-id: … -->
+    body_start: int = 0  # first line that can belong to the answer
+    marker_line: int | None = None  # a `<!-- deckgen-id -->` line right after the heading
+
+    is_toc: bool = False
+
+    def __post_init__(self) -> None:
+        plain = _plain(self.text).rstrip(":：").strip()
+        self.is_toc = plain == _TOC_TITLE or self.html_id == _TOC_TITLE
+
+
+@dataclass
+class _RawHeading:
+    line: int
+    end: int
+    level: int
+    html_id: str
+    inner: str
+    trailing: str  # text glued after the closing tag on its last line
+
+
+@dataclass
+class _Fence:
+    index: int  # position in the token stream
+    line: int  # 0-based opening line
+    end: int  # 0-based line after the block
+    language: str
+    code: str
+    closed: bool
+    output_of: int | None = None  # token index of the code block this fence is the output of
+
+
+@dataclass
+class _Doc:
+    """What one markdown-it parse tells about a file, in 0-based lines."""
+
+    path: Path
+    lines: list[str]  # the text handed on: raw question headings blanked, indentation gone
+    headings: list[_Heading]
+    fences: list[_Fence]
+    front_matter: dict[str, str]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def diag(self, line0: int, level: str, message: str) -> None:
+        self.diagnostics.append(Diagnostic(self.path, line0 + 1, level, message))
+
+
+def parse_file(path: Path, text: str, *, root: Path) -> tuple[SourceFile, list[Diagnostic]]:
+    """The questions, table of contents and front matter of one source file."""
+    doc = _read_structure(path, _normalize_text(text))
+    toc = _parse_toc(doc)
+    layout = _detect_layout(doc, toc)
+    source = SourceFile(path=path, layout=layout, toc=toc, front_matter=doc.front_matter)
+    if layout == KNOWLEDGE_BASE:
+        source.questions = _knowledge_base_questions(doc, toc, root)
+    else:
+        source.questions = _article_questions(doc)
+    doc.diagnostics.sort(key=lambda d: d.line)
+    return source, doc.diagnostics
+
+
+def _read_structure(path: Path, text: str) -> _Doc:
+    lines = text.split("\n")
+    raws = _find_raw_headings(text, lines)
+    work = list(lines)
+    for raw in raws:
+        _blank_raw(work, raw)
+    tokens: list[Token] = []
+    _md.block.parse("\n".join(work).replace("\0", "\ufffd"), _md, {}, tokens)
+
+    doc = _Doc(path, work, [], _fences(tokens, work), _front_matter(tokens))
+    # A raw heading inside a code fence (or a comment, <pre> …) is content: put it back.
+    opaque = _opaque_spans(tokens, doc.fences)
+    starts = [span[0] for span in opaque]
+    kept: list[_RawHeading] = []
+    for raw in raws:
+        span = _containing(opaque, starts, raw.line)
+        if span is None:
+            kept.append(raw)
+            continue
+        work[raw.line : raw.end] = lines[raw.line : raw.end]
+        fence = span[2]
+        if fence is not None and not fence.closed:
+            doc.diag(
+                raw.line,
+                WARNING,
+                f"heading inside the code fence opened at line {fence.line + 1}, which is never "
+                "closed: not a question",
+            )
+
+    headings = [_raw_to_heading(raw) for raw in kept]
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.level == 0 and token.map:
+            text_ = tokens[i + 1].content if i + 1 < len(tokens) else ""
+            start, end = token.map
+            headings.append(_Heading(start, end, int(token.tag[1]), text_, raw=False, body_start=end))
+    headings.sort(key=lambda h: h.line)
+    for heading in headings:
+        _take_id_marker(heading, work)
+    doc.headings = headings
+    return doc
+
+
+def _find_raw_headings(text: str, lines: list[str]) -> list[_RawHeading]:
+    """Lines opening `<hN id="…">`, wherever they are; `_read_structure` drops those in code."""
+    line_starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    found: list[_RawHeading] = []
+    for candidate in _RAW_CANDIDATE.finditer(text):
+        i = bisect.bisect_right(line_starts, candidate.start()) - 1
+        if found and i < found[-1].end:
+            continue
+        line = lines[i]
+        opening = _RAW_OPEN.match(line)
+        id_match = _ID_ATTR.search(opening.group(2) or "") if opening else None
+        html_id = next((g for g in id_match.groups() if g is not None), "") if id_match else ""
+        if not opening or not html_id.strip():
+            continue
+        level = opening.group(1)
+        close = _RAW_CLOSE[level]
+        rest = line[opening.end() :]
+        parts = []
+        closing = close.search(rest)
+        j = i
+        # a heading may wrap before its closing tag, within the paragraph it starts
+        while closing is None and j + 1 < len(lines) and j - i < _RAW_CLOSE_LOOKAHEAD:
+            if not lines[j + 1].strip():
+                break
+            parts.append(rest)
+            j += 1
+            rest = lines[j]
+            closing = close.search(rest)
+        if closing is None:  # never closed: the heading is its first line
+            end, inner, trailing = i + 1, line[opening.end() :], ""
+        else:
+            parts.append(rest[: closing.start()])
+            end, inner, trailing = j + 1, " ".join(p.strip() for p in parts), rest[closing.end() :]
+        found.append(_RawHeading(i, end, int(level), html_id.strip(), inner.strip(), trailing.strip()))
+    return found
+
+
+def _blank_raw(work: list[str], raw: _RawHeading) -> None:
+    for k in range(raw.line, raw.end):
+        work[k] = ""
+    work[raw.end - 1] = raw.trailing
+
+
+def _raw_to_heading(raw: _RawHeading) -> _Heading:
+    body_start = raw.end - 1 if raw.trailing else raw.end
+    return _Heading(
+        raw.line, raw.end, raw.level, raw.inner, raw=True, html_id=raw.html_id, body_start=body_start
+    )
+
+
+def _take_id_marker(heading: _Heading, work: list[str]) -> None:
+    """Pin the heading's key from `<!-- deckgen-id: x -->` at its end or on the next line."""
+    found = _ID_MARKER.search(heading.text)
+    if found:
+        heading.text = (heading.text[: found.start()] + heading.text[found.end() :]).strip()
+    elif heading.raw and heading.body_start < heading.end:  # glued after </hN> on its line
+        trailing = work[heading.body_start]
+        found = _ID_MARKER.match(trailing.strip())
+        if found:
+            work[heading.body_start] = trailing.strip()[found.end() :].strip()
+            if not work[heading.body_start]:
+                heading.body_start = heading.end
+    if not found and heading.body_start < len(work):
+        found = _ID_MARKER_LINE.match(work[heading.body_start])
+        if found:
+            heading.marker_line = heading.body_start
+            work[heading.body_start] = ""  # the marker is no part of the answer
+    if found and found.group(1).strip():
+        heading.pinned_id = found.group(1).strip()
+
+
+def _fences(tokens: list[Token], lines: list[str]) -> list[_Fence]:
+    fences: list[_Fence] = []
+    by_index: dict[int, _Fence] = {}
+    for i, token in enumerate(tokens):
+        if token.type != "fence" or not token.map:
+            continue
+        info = token.info.strip().split()
+        fence = _Fence(
+            index=i,
+            line=token.map[0],
+            end=token.map[1],
+            language=info[0].lower() if info else "",
+            code=token.content,
+            closed=_fence_closed(token, lines),
+        )
+        fences.append(fence)
+        by_index[i] = fence
+        # fence, paragraph "输出：", fence: the second block is what the first claims to print
+        before = i - 4
+        if (
+            before in by_index
+            and tokens[i - 3].type == "paragraph_open"
+            and _OUTPUT_LABEL.match(tokens[i - 2].content)
+            and by_index[before].output_of is None
+        ):
+            fence.output_of = before
+    return fences
+
+
+def _fence_closed(token: Token, lines: list[str]) -> bool:
+    # markdown-it does not say whether it found the closing fence: look at the block's last line
+    # (an unclosed fence runs to the end of its container instead)
+    start, end = token.map
+    if end - start < 2 or end > len(lines):
+        return False
+    last = _CONTAINER_PREFIX.sub("", lines[end - 1]).rstrip()
+    mark = token.markup[:1]
+    return len(last) >= len(token.markup) and last == mark * len(last)
+
+
+def _opaque_spans(tokens: list[Token], fences: list[_Fence]) -> list[tuple[int, int, _Fence | None]]:
+    """Blocks whose lines are content whatever they say: code, comments, <pre>…
+
+    They are leaf blocks, so they never overlap and sort by their first line.
+    """
+    spans: list[tuple[int, int, _Fence | None]] = [(f.line, f.end, f) for f in fences]
+    for token in tokens:
+        if token.map and (
+            token.type == "code_block"
+            or (token.type == "html_block" and _OPAQUE_HTML.match(token.content))
+        ):
+            spans.append((token.map[0], token.map[1], None))
+    spans.sort(key=lambda s: s[0])
+    return spans
+
+
+def _containing(
+    spans: list[tuple[int, int, _Fence | None]], starts: list[int], line: int
+) -> tuple[int, int, _Fence | None] | None:
+    k = bisect.bisect_right(starts, line) - 1
+    if k >= 0 and spans[k][0] <= line < spans[k][1]:
+        return spans[k]
+    return None
+
+
+def _front_matter(tokens: list[Token]) -> dict[str, str]:
+    if not tokens or tokens[0].type != "front_matter":
+        return {}
+    values: dict[str, str] = {}
+    for line in tokens[0].content.split("\n"):
+        found = _FRONT_MATTER_LINE.match(line)
+        if found:
+            value = found.group(2)
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[found.group(1)] = value
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Table of contents and layout
+
+
+def _parse_toc(doc: _Doc) -> list[TocEntry]:
+    entries: list[TocEntry] = []
+    for k, heading in enumerate(doc.headings):
+        if not heading.is_toc:
+            continue
+        stop = doc.headings[k + 1].line if k + 1 < len(doc.headings) else len(doc.lines)
+        for n in range(heading.end, stop):
+            found = _TOC_LINK.match(doc.lines[n])
+            if found:
+                entries.append(TocEntry(found.group(1).strip(), found.group(2), n + 1))
+    return entries
+
+
+def _detect_layout(doc: _Doc, toc: list[TocEntry]) -> str:
+    if any(h.raw and not h.is_toc and not QUESTION_MARKER.match(h.text) for h in doc.headings):
+        return KNOWLEDGE_BASE
+    if any(QUESTION_MARKER.match(h.text) for h in doc.headings):
+        return ARTICLE
+    toc_keys = {k for entry in toc for k in _entry_keys(entry)}
+    if toc_keys and any(_is_numbered(h.text) and _heading_keys(h) & toc_keys for h in doc.headings):
+        return KNOWLEDGE_BASE
+    return ARTICLE
+
+
+def _is_numbered(text: str) -> bool:
+    return bool(_NUMBERED.match(text))
+
+
+def _loose(key: str) -> str:
+    """A key with punctuation gone too: TOC anchors spell spaces and `?` their own way."""
+    return re.sub(r"[\W_]+", "", key)
+
+
+def _anchor_keys(anchor: str) -> set[str]:
+    anchor = unquote(anchor).strip()
+    if anchor.lower().startswith("user-content-"):
+        anchor = anchor[len("user-content-") :]
+    return {_loose(normalize_key(anchor, is_id=True)), _loose(normalize_key(anchor))}
+
+
+def _entry_keys(entry: TocEntry) -> set[str]:
+    return ({_loose(normalize_key(entry.title))} | _anchor_keys(entry.anchor)) - {""}
+
+
+def _heading_keys(heading: _Heading) -> set[str]:
+    keys = {_loose(normalize_key(heading.text))}
+    for name in (heading.html_id, heading.pinned_id):
+        if name:
+            keys |= _anchor_keys(name)
+    return keys - {""}
+
+
+def _question_keys(question: Question) -> set[str]:
+    keys = {_loose(question.key), _loose(normalize_key(question.title))}
+    if question.explicit_id:
+        keys |= _anchor_keys(question.explicit_id)
+    return keys - {""}
+
+
+# ---------------------------------------------------------------------------------------------
+# The two layouts
+
+
+def _article_questions(doc: _Doc) -> list[Question]:
+    questions: list[Question] = []
+    headings = doc.headings
+    is_question = [bool(QUESTION_MARKER.match(h.text)) for h in headings]
+    # the nearest preceding non-question heading of each level, kept as a stack
+    open_sections: list[_Heading] = []
+    for k, heading in enumerate(headings):
+        if not is_question[k]:
+            while open_sections and open_sections[-1].level >= heading.level:
+                open_sections.pop()
+            open_sections.append(heading)
+            continue
+        later = k + 1
+        while later < len(headings) and not (
+            is_question[later] or headings[later].level <= heading.level
+        ):
+            later += 1
+        end = headings[later].line if later < len(headings) else len(doc.lines)
+        section = next((s for s in reversed(open_sections) if s.level < heading.level), None)
+        title = strip_number(heading.text)
+        if not title:
+            doc.diag(heading.line, ERROR, "question heading has no title: no card")
+            continue
+        if section is None:
+            doc.diag(heading.line, ERROR, "question outside any section: no card")
+            continue
+        name = _plain(section.text) or section.text.strip()
+        answer = _answer(doc, heading.body_start, end, inner=headings[k + 1 : later])
+        if answer is None:
+            doc.diag(heading.line, WARNING, "empty answer: no card")
+            continue
+        questions.append(
+            _question(doc, heading, title, answer, section=name, deck=(name,), tags=(_tag(name),))
+        )
+    return questions
+
+
+def _knowledge_base_questions(doc: _Doc, toc: list[TocEntry], root: Path) -> list[Question]:
+    section, deck = _kb_place(doc.path, root)
+    section_tag = _tag(section)
+    toc_keys: dict[str, int] = {}
+    for n, entry in enumerate(toc):
+        for key in _entry_keys(entry):
+            toc_keys.setdefault(key, n)
+
+    # Questions: raw headings with an id; numbered Markdown headings the TOC links to (once).
+    claimed = {
+        toc_keys[key] for h in doc.headings if h.raw and not h.is_toc for key in _heading_keys(h) if key in toc_keys
+    }
+    is_question: list[bool] = []
+    for heading in doc.headings:
+        if heading.is_toc:
+            is_question.append(False)
+        elif heading.raw:
+            is_question.append(True)
+        else:
+            hits = set()
+            if toc_keys and _is_numbered(heading.text):
+                hits = {toc_keys[key] for key in _heading_keys(heading) if key in toc_keys} - claimed
+            is_question.append(bool(hits))
+            claimed |= hits
+
+    boundaries = [k for k, h in enumerate(doc.headings) if is_question[k] or h.is_toc]
+    ends_by_line = {h.end - 1: h for k, h in enumerate(doc.headings) if not h.raw and not is_question[k] and not h.is_toc}
+    groups: list[tuple[int, str]] = []  # (level, tag): the grouping headings in force
+
+    def enter_group(level: int, text: str) -> None:
+        tag = _tag(strip_number(_plain(text)))
+        if tag:
+            while groups and groups[-1][0] >= level:
+                groups.pop()
+            groups.append((level, tag))
+
+    def tail_groups(start: int, stop: int) -> tuple[int, list[_Heading]]:
+        """Markdown headings with nothing under them before the next question: grouping."""
+        found: list[_Heading] = []
+        j = stop - 1
+        while j >= start:
+            if not doc.lines[j].strip():
+                j -= 1
+            elif j in ends_by_line and ends_by_line[j].line >= start:
+                found.append(ends_by_line[j])
+                j = ends_by_line[j].line - 1
+            else:
+                break
+        return j + 1, found[::-1]
+
+    questions: list[Question] = []
+    first = doc.headings[boundaries[0]].line if boundaries else len(doc.lines)
+    if boundaries and is_question[boundaries[0]]:
+        for g in tail_groups(0, first)[1]:
+            enter_group(g.level, g.text)
+    for n, k in enumerate(boundaries):
+        heading = doc.headings[k]
+        nxt = boundaries[n + 1] if n + 1 < len(boundaries) else None
+        stop = doc.headings[nxt].line if nxt is not None else len(doc.lines)
+        grouping: list[_Heading] = []
+        if nxt is not None and is_question[nxt]:
+            stop_body, grouping = tail_groups(heading.body_start, stop)
+        else:
+            stop_body = stop
+        if is_question[k]:
+            title = strip_number(heading.text)
+            answer = _answer(doc, heading.body_start, stop_body, inner=())
+            if answer is None:
+                # a title with nothing under it: a section title, or a question still unanswered
+                if title and not _is_numbered(heading.text):
+                    enter_group(heading.level, heading.text)
+            elif not title:
+                doc.diag(heading.line, ERROR, "question heading has no title: no card")
+            else:
+                tags = (section_tag, *(tag for _, tag in groups))
+                questions.append(
+                    _question(doc, heading, title, answer, section=section, deck=deck, tags=tags)
+                )
+        for g in grouping:
+            enter_group(g.level, g.text)
+    return questions
+
+
+def _kb_place(path: Path, root: Path) -> tuple[str, tuple[str, ...]]:
+    """The section (topic folder) and deck (section, …folders, file stem) of a file."""
+    root_name = Path(os.path.abspath(root)).name
+    try:
+        folders = Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).parts[:-1]
+    except ValueError:
+        folders = ()
+    section = folders[0] if folders else root_name
+    return section, (section, *folders[1:], Path(path).stem)
+
+
+@dataclass
+class _Answer:
+    text: str
+    line: int  # 0-based
+    end: int
+
+
+def _answer(doc: _Doc, start: int, stop: int, inner: Sequence[_Heading]) -> _Answer | None:
+    """Lines [start, stop) without blank lines at either end; None when nothing is left."""
+    while start < stop and not doc.lines[start].strip():
+        start += 1
+    while stop > start and not doc.lines[stop - 1].strip():
+        stop -= 1
+    if start >= stop:
+        return None
+    lines = doc.lines[start:stop]
+    # raw headings inside an article answer were blanked for the parse: give them back as
+    # one-line Markdown headings, which need no blank line after them
+    for heading in inner:
+        if heading.raw and start <= heading.line < stop:
+            lines[heading.line - start] = f"{'#' * heading.level} {heading.text}"
+    return _Answer("\n".join(lines), start, stop)
+
+
+def _question(
+    doc: _Doc,
+    heading: _Heading,
+    title: str,
+    answer: _Answer,
+    *,
+    section: str,
+    deck: tuple[str, ...],
+    tags: tuple[str, ...],
+) -> Question:
+    explicit = heading.pinned_id or heading.html_id
+    key = normalize_key(explicit, is_id=True) if explicit else ""
+    return Question(
+        title=title,
+        answer=answer.text,
+        path=doc.path,
+        line=heading.line + 1,
+        answer_line=answer.line + 1,
+        section=section,
+        deck=deck,
+        key=key or normalize_key(title),
+        tags=tuple(dict.fromkeys(t for t in tags if t)),
+        explicit_id=explicit,
+        code_blocks=_code_blocks(doc, answer.line, answer.end),
+    )
+
+
+def _code_blocks(doc: _Doc, start: int, stop: int) -> list[CodeBlock]:
+    starts = [f.line for f in doc.fences]
+    lo, hi = bisect.bisect_left(starts, start), bisect.bisect_left(starts, stop)
+    blocks: list[CodeBlock] = []
+    by_index: dict[int, CodeBlock] = {}
+    for fence in doc.fences[lo:hi]:
+        owner = by_index.get(fence.output_of) if fence.output_of is not None else None
+        if owner is not None:
+            owner.claimed_output, owner.claimed_output_line = fence.code, fence.line + 1
+            continue
+        block = CodeBlock(fence.language, fence.code, fence.line + 1)
+        by_index[fence.index] = block
+        blocks.append(block)
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage
+
+
+def coverage(file: SourceFile) -> list[Diagnostic]:
+    """Differences between a file's table of contents and its questions, as warnings."""
+    if not file.toc:
+        return []
+    by_key: dict[str, list[int]] = {}
+    for n, question in enumerate(file.questions):
+        for key in _question_keys(question):
+            by_key.setdefault(key, []).append(n)
+    # TOC lines that name a section or a grouping heading are not missing questions
+    group_keys = {
+        _loose(normalize_key(name))
+        for q in file.questions
+        for name in (q.section, *q.tags)
+    } - {""}
+    covered: set[int] = set()
+    diagnostics: list[Diagnostic] = []
+    for entry in file.toc:
+        keys = _entry_keys(entry)
+        hits = {n for key in keys for n in by_key.get(key, ())}
+        if hits:
+            covered |= hits
+        elif not keys & group_keys:
+            diagnostics.append(
+                Diagnostic(file.path, entry.line, WARNING, f"TOC entry without a question: {entry.title}")
+            )
+    for n, question in enumerate(file.questions):
+        if n not in covered:
+            diagnostics.append(
+                Diagnostic(
+                    file.path,
+                    question.line,
+                    WARNING,
+                    f"question not in the table of contents: {question.title}",
+                )
+            )
+    return sorted(diagnostics, key=lambda d: d.line)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small text helpers
+
+
+def _plain(text: str) -> str:
+    """Heading text without HTML tags or emphasis marks: for section names and tags."""
+    return " ".join(_INLINE_MARKS.sub("", _HTML_TAG.sub("", text)).split())
+
+
+def _tag(name: str) -> str:
+    """An Anki tag: no spaces (Anki splits tags at spaces)."""
+    return "_".join(unicodedata.normalize("NFC", _plain(name)).split())
