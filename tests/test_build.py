@@ -1,0 +1,278 @@
+"""`deckgen build` end to end: the packages it writes, as files, and what the command line says."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from deckgen import package
+from deckgen.build import build
+from deckgen.cli import main
+from deckgen.notetypes import CODE_FIELDS, QA_FIELDS
+
+from .conftest import QUESTIONS, REPO
+
+ROOT = "三年面试五年模拟"
+
+
+def open_package(path: Path, tmp_path: Path) -> tuple[list[dict], dict, dict[str, bytes]]:
+    """(notes with their fields by name and deck, decks by name, media by name) of an .apkg."""
+    with zipfile.ZipFile(path) as archive:
+        media_names = json.loads(archive.read("media"))
+        media = {name: archive.read(index) for index, name in media_names.items()}
+        db = tmp_path / f"{path.stem}.anki2"
+        db.write_bytes(archive.read("collection.anki2"))
+    con = sqlite3.connect(db)
+    models = json.loads(con.execute("select models from col").fetchone()[0])
+    decks = {d["name"]: d for d in json.loads(con.execute("select decks from col").fetchone()[0]).values()}
+    deck_of = {d["id"]: name for name, d in decks.items()}
+    notes = []
+    for guid, mid, mod, tags, flds, nid in con.execute("select guid, mid, mod, tags, flds, id from notes"):
+        model = models[str(mid)]
+        names = [f["name"] for f in model["flds"]]
+        did = con.execute("select did from cards where nid = ?", (nid,)).fetchone()[0]
+        notes.append({"guid": guid, "type": model["name"], "mod": mod, "tags": tags.split(),
+                      "deck": deck_of[did], **dict(zip(names, flds.split("\x1f")))})
+    con.close()
+    return notes, decks, media
+
+
+def test_one_package_per_section_and_one_with_everything(no_run_project, tmp_path):  # noqa: ANN001
+    report = build(no_run_project.settings)
+    out = no_run_project.settings.output
+    assert sorted(p.name for p in out.glob("*.apkg")) == sorted(
+        ["深度学习基础.apkg", "Python编程基础.apkg", f"{ROOT}.apkg"])
+    assert [p.name for p in report.packages][-1] == f"{ROOT}.apkg"
+
+    notes, decks, _ = open_package(out / f"{ROOT}.apkg", tmp_path)
+    qa = [n for n in notes if n["type"] == "deckgen Q&A"]
+    assert sorted(n["Question"] for n in qa) == sorted(q for qs in QUESTIONS.values() for q in qs)
+    assert {n["deck"] for n in qa} == {f"{ROOT}::深度学习基础", f"{ROOT}::Python编程基础"}
+    section, _, _ = open_package(out / "深度学习基础.apkg", tmp_path)
+    assert sorted(n["Question"] for n in section) == sorted(QUESTIONS["深度学习基础"])
+
+
+def test_note_fields_are_the_designed_ones(no_run_project, tmp_path):  # noqa: ANN001
+    build(no_run_project.settings)
+    notes, _, _ = open_package(no_run_project.settings.output / f"{ROOT}.apkg", tmp_path)
+    qa = next(n for n in notes if n["type"] == "deckgen Q&A")
+    code = next(n for n in notes if n["type"] == "deckgen Code")
+    assert [k for k in qa if k in QA_FIELDS] == list(QA_FIELDS)
+    assert [k for k in code if k in CODE_FIELDS] == list(CODE_FIELDS)
+    rope = next(n for n in notes if n["type"] == "deckgen Q&A" and n["Question"].startswith("ROPE"))
+    assert rope["Section"] == "深度学习基础"
+    lines = no_run_project.article.read_text(encoding="utf-8").splitlines()
+    heading = lines.index("## 【一】ROPE位置编码有何特点？") + 1
+    assert rope["Source"] == f"source/article.md:{heading}"
+    assert "深度学习基础" in rope["tags"]
+
+
+def test_answers_carry_math_code_tables_lists_and_images(no_run_project, tmp_path):  # noqa: ANN001
+    build(no_run_project.settings)
+    notes, _, media = open_package(no_run_project.settings.output / f"{ROOT}.apkg", tmp_path)
+    by_title = {n["Question"]: n for n in notes if n["type"] == "deckgen Q&A"}
+    rope = by_title["ROPE位置编码有何特点？"]["Answer"]
+    assert r"\(x_i\)" in rope and r"\(w_i\)" in rope and "<em>" not in rope
+    assert r"\begin{bmatrix} \cos(\theta) & -\sin(\theta) \\ \sin(\theta)" in rope.replace("&amp;", "&")
+    assert r"\(\{a, b\}\)" in rope and r"a &lt; b" in rope
+    assert "<h3" in rope  # a heading inside the answer stays in the answer
+    fusion = by_title["模型权重融合有哪些方法？"]["Answer"]
+    assert fusion.count("<ul>") == 2 and "<table>" in fusion
+    assert r"\sum_{i=1}^{N} W_i" in fusion
+    python = by_title["python字典和json字符串如何相互转化？"]["Answer"]
+    assert "<code>json.dumps()</code>" in python and 'class="highlight' in python
+    linux = by_title["Linux中修改用户权限的命令有哪些？"]["Answer"]
+    assert "$USER" in linux and "$9" in linux and r"\(" not in linux  # shell $ is no math
+    (image,) = media
+    assert image.endswith(".png") and f'src="{image}"' in linux
+    assert media[image] == (no_run_project.root / "source" / "imgs" / "perm.png").read_bytes()
+
+
+def test_code_notes_show_what_the_code_printed(project, tmp_path):  # noqa: ANN001
+    report = build(project.settings)
+    notes, _, _ = open_package(project.settings.output / "Python编程基础.apkg", tmp_path)
+    code = {n["Language"]: n for n in notes if n["type"] == "deckgen Code"}
+    assert set(code) == {"python", "bash"}  # the claimed output is no note of its own
+    assert code["python"]["Status"] == "ran" and code["python"]["ExitCode"] == "0"
+    assert code["python"]["Output"].strip() == '{"name": "Rocky", "age": 18}'
+    assert code["python"]["ClaimedOutput"].strip() == '{"name": "Rocky", "age": 18}'
+    assert code["python"]["OutputCheck"] == "matches the real output"
+    assert code["bash"]["Status"] == "skipped" and "never run" in code["bash"]["Reason"]
+    assert code["python"]["Source"].startswith("source/article.md:")
+    section = next(s for s in report.sections if s.name == "Python编程基础")
+    assert section.code_notes == {"ran": 1, "skipped": 1}
+
+
+def test_a_wrong_claimed_output_is_a_warning_and_the_card_shows_both(project, tmp_path):  # noqa: ANN001
+    project.edit('```text\n{"name": "Rocky", "age": 18}', '```text\n{"name": "Rocky", "age": 81}')
+    report = build(project.settings)
+    warnings = [d for d in report.diagnostics if "claimed output" in d.message]
+    text = project.article.read_text(encoding="utf-8").splitlines()
+    line = next(i for i, t in enumerate(text, 1) if t == "```text")
+    assert [(d.path, d.line, d.level) for d in warnings] == [(project.article, line, "warning")]
+    notes, _, _ = open_package(project.settings.output / f"{ROOT}.apkg", tmp_path)
+    python = next(n for n in notes if n.get("Language") == "python")
+    assert "81" in python["ClaimedOutput"] and "18" in python["Output"]
+    assert python["OutputCheck"] == "differs from the real output"
+
+
+def test_renumbering_and_reordering_keep_every_guid(no_run_project, tmp_path):  # noqa: ANN001
+    project = no_run_project
+    build(project.settings)
+    first = {n["Question"]: n["guid"] for n in open_package(
+        project.settings.output / f"{ROOT}.apkg", tmp_path)[0] if n["type"] == "deckgen Q&A"}
+    text = project.article.read_text(encoding="utf-8")
+    rope = text[text.index("## 【一】ROPE"):text.index("## 【二】模型")]
+    text = text.replace(rope, "").replace("## 【二】模型", "## 【七】模型")
+    text = text.replace("# Python编程基础", rope.replace("【一】", "【八】") + "# Python编程基础")
+    project.article.write_text(text, encoding="utf-8")
+    project.settings.lock.unlink()  # the key alone keeps them, without the lock file's help
+    build(project.settings)
+    second = {n["Question"]: n["guid"] for n in open_package(
+        project.settings.output / f"{ROOT}.apkg", tmp_path)[0] if n["type"] == "deckgen Q&A"}
+    assert second == first
+
+
+def test_an_edited_note_gets_a_newer_time_and_the_others_keep_theirs(no_run_project, tmp_path):  # noqa: ANN001
+    project = no_run_project
+    build(project.settings)
+    before = {n["guid"]: n["mod"] for n in open_package(project.settings.output / f"{ROOT}.apkg", tmp_path)[0]}
+    project.edit("其中 $w_i$ 是权重。", "其中 $w_i$ 是可学习的权重。")
+    build(project.settings)
+    after = open_package(project.settings.output / f"{ROOT}.apkg", tmp_path)[0]
+    changed = [n for n in after if n["mod"] != before[n["guid"]]]
+    assert [n["Question"] for n in changed] == ["ROPE位置编码有何特点？"]
+    assert changed[0]["mod"] > before[changed[0]["guid"]]
+
+
+def test_a_failed_write_leaves_the_previous_package_whole(no_run_project, monkeypatch):  # noqa: ANN001
+    project = no_run_project
+    build(project.settings)
+    out = project.settings.output
+    before = {p.name: p.read_bytes() for p in out.glob("*.apkg")}
+    lock_before = project.settings.lock.read_bytes()
+    project.edit("其中 $w_i$ 是权重。", "其中 $w_i$ 是新的权重。")
+
+    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(package, "_add", disk_full)
+    with pytest.raises(package.PackageError, match="No space left"):
+        build(project.settings)
+    assert {p.name: p.read_bytes() for p in out.glob("*.apkg")} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")  and p.is_file()]
+    assert project.settings.lock.read_bytes() == lock_before
+
+
+def test_an_unchanged_rebuild_does_no_work(no_run_project, monkeypatch):  # noqa: ANN001
+    build(no_run_project.settings)
+    import deckgen.build as pipeline
+
+    monkeypatch.setattr(pipeline, "plan_notes", lambda *a, **k: pytest.fail("rendered again"))
+    report = build(no_run_project.settings)
+    assert report.up_to_date and len(report.packages) == 3
+
+
+# --- The command line ---------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of deckgen run in the current folder."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_build_prints_a_summary_per_section(no_run_project, monkeypatch):  # noqa: ANN001
+    monkeypatch.chdir(no_run_project.root)
+    code, out, err = run_cli("build", "--no-run")
+    assert code == 0, err
+    assert "深度学习基础: 2 cards (2 added); 0 code notes; 0 images, 0 remote; 0 warnings" in out
+    assert "Python编程基础: 2 cards (2 added); 2 code notes (2 skipped); 1 images, 0 remote" in out
+    assert (no_run_project.root / "build" / f"{ROOT}.apkg").is_file()
+    assert (no_run_project.root / "deckgen.lock").is_file()
+    code, out, _ = run_cli("build", "--no-run")
+    assert code == 0 and "up to date" in out
+
+
+def test_cli_reads_tool_deckgen_from_pyproject(no_run_project, monkeypatch):  # noqa: ANN001
+    root = no_run_project.root
+    (root / "pyproject.toml").write_text(
+        '[tool.deckgen]\nroot = "面试"\noutput = "decks"\nsources = ["source"]\nrun_code = false\n',
+        encoding="utf-8")
+    (root / "sub").mkdir()
+    monkeypatch.chdir(root / "sub")  # settings are found from a subfolder, paths relative to the file
+    code, _, err = run_cli("build")
+    assert code == 0, err
+    assert (root / "decks" / "面试.apkg").is_file()
+
+
+@pytest.mark.parametrize(("setup", "args", "message"), [
+    (None, ["build", "nowhere"], "source path not found: nowhere"),
+    ("file-output", ["build", "source", "-o", "taken"], "output folder taken is a file"),
+    ("bad-toml", ["build"], "cannot read [tool.deckgen]"),
+    ("bad-setting", ["build"], "unknown setting 'colour'"),
+    ("bad-type", ["build"], "'timeout' has the wrong type"),
+    ("bad-lock", ["build"], "not a deckgen lock file"),
+])
+def test_cli_errors_are_one_line_and_exit_2(no_run_project, monkeypatch, setup, args, message):  # noqa: ANN001
+    root = no_run_project.root
+    monkeypatch.chdir(root)
+    files = {
+        "file-output": ("taken", "x"),
+        "bad-toml": ("pyproject.toml", "[tool.deckgen\n"),
+        "bad-setting": ("pyproject.toml", '[tool.deckgen]\ncolour = "red"\n'),
+        "bad-type": ("pyproject.toml", '[tool.deckgen]\ntimeout = "soon"\n'),
+        "bad-lock": ("deckgen.lock", "{oops"),
+    }
+    if setup:
+        name, text = files[setup]
+        (root / name).write_text(text, encoding="utf-8")
+    code, out, err = run_cli(*args, "--no-run")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deckgen: error: ") and message in lines[0]
+    assert "Traceback" not in err + out
+
+
+def test_debug_shows_the_traceback(no_run_project, monkeypatch):  # noqa: ANN001
+    monkeypatch.chdir(no_run_project.root)
+    (no_run_project.root / "deckgen.lock").write_text("{oops", encoding="utf-8")
+    code, _, err = run_cli("build", "--no-run", "--debug")
+    assert code == 2 and "Traceback" in err
+
+
+def test_python_dash_m_deckgen_works(no_run_project):  # noqa: ANN001
+    result = subprocess.run([sys.executable, "-m", "deckgen", "build", "--no-run"], cwd=no_run_project.root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (no_run_project.root / "build" / f"{ROOT}.apkg").is_file()
+
+
+def test_an_installed_wheel_builds_from_any_folder(no_run_project, tmp_path):  # noqa: ANN001
+    """The templates ship inside the wheel: no source checkout is needed at run time."""
+    pytest.importorskip("hatchling")
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheels), str(REPO)], check=True, timeout=300, capture_output=True)
+    (wheel,) = wheels.glob("deckgen-*.whl")
+    assert "deckgen/templates/qa/front.html" in zipfile.ZipFile(wheel).namelist()
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheel)], check=True, timeout=300, capture_output=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "import deckgen, runpy; assert deckgen.__file__.startswith(sys.argv[1]), deckgen.__file__; "
+         "sys.argv = ['deckgen', 'build', '--no-run']; runpy.run_module('deckgen', run_name='__main__')",
+         str(target)],
+        cwd=no_run_project.root, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (no_run_project.root / "build" / f"{ROOT}.apkg").is_file()
