@@ -182,7 +182,9 @@ class Renderer:
         token = tokens[idx]
         _job(env).math += 1
         tex = _tex(token.content)
-        if token.info:  # `$$ … $$ (1)`: an equation label, typeset as MathJax's own tag
+        if token.type in ("math_block_label", "math_block_eqno"):
+            # `$$ … $$ (1)`: an equation label, typeset as MathJax's own tag. (texmath's
+            # plain `\[…\]` block repeats its TeX in `info`, so the type decides.)
             tex = f"{tex} \\tag{{{escapeHtml(token.info)}}}"
         return f'<div class="math display">\\[{tex}\\]</div>\n'
 
