@@ -289,7 +289,11 @@ class Renderer:
     def _image_source(self, src: str, job: _Job, line: int) -> str | None:
         """The src a card uses for this image, or None (and a warning) when it cannot show."""
         src = src.strip()
-        parts = urlsplit(src)
+        try:
+            parts = urlsplit(src)
+        except ValueError:  # "http://[x": not even a URL
+            job.warn(line, f"image refused: malformed URL {_shorten(src)}")
+            return None
         scheme = parts.scheme.lower()
         if scheme in ("http", "https") or (not scheme and parts.netloc):
             job.remote_images += 1
@@ -302,16 +306,24 @@ class Renderer:
             job.warn(line, "image without a source removed")
             return None
         if scheme or relative.startswith(("/", "\\")):  # "C:\x.png" parses as scheme "c"
-            job.warn(line, f"image refused: absolute path {relative}")
+            job.warn(line, f"image refused: absolute path {_shorten(relative)}")
             return None
+        try:
+            return self._pack(relative, job, line)
+        except (OSError, ValueError) as error:  # a NUL byte, a name too long, no permission
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            job.warn(line, f"image unreadable: {_shorten(relative)} ({reason})")
+            return None
+
+    def _pack(self, relative: str, job: _Job, line: int) -> str | None:
         file = (job.base_dir / relative).resolve()
         if not any(file.is_relative_to(root) for root in job.roots):
-            job.warn(line, f"image refused: {relative} is outside the source folders")
+            job.warn(line, f"image refused: {_shorten(relative)} is outside the source folders")
             return None
         if not job.pack_media:
             return None
         if not file.is_file():
-            job.warn(line, f"image not found: {relative}")
+            job.warn(line, f"image not found: {_shorten(relative)}")
             return None
         name = self._media_name(file)
         job.media.setdefault(name, MediaFile(file, name))
@@ -384,6 +396,10 @@ def _unwrap_delimiters(tex: str) -> str:
             if opening not in body and closing not in body:
                 return body
     return tex
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _missing_image(alt: str, src: str) -> str:

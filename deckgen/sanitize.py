@@ -43,6 +43,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "th": frozenset({"style", "align", "colspan", "rowspan"}),
     "details": frozenset({"open"}),
 }
+# Removed without a word: they neither show nor run anything (`<a id="anchor">`, `target=`),
+# and a warning for each would bury the ones that matter.
+INERT_ATTRIBUTES = frozenset({"id", "name", "class", "target", "rel", "lang", "dir", "title", "role"})
 URL_ATTRIBUTES = frozenset({"href", "src"})
 URL_SCHEMES = frozenset({"http", "https", "mailto"})  # plus relative URLs: packed media names
 # Styles that colour or align text (markdown-it writes text-align on table cells); nothing that
@@ -54,7 +57,8 @@ STYLE_PROPERTIES = frozenset(
 _CLEANER = nh3.Cleaner(
     tags=set(TAGS),
     clean_content_tags=set(CONTENT_TAGS),
-    attributes={tag: set(names) for tag, names in ATTRIBUTES.items()},
+    # "*": none, or ammonia would add its default lang/title on every tag.
+    attributes={"*": set(), **{tag: set(names) for tag, names in ATTRIBUTES.items()}},
     url_schemes=set(URL_SCHEMES),
     filter_style_properties=set(STYLE_PROPERTIES),
     strip_comments=True,
@@ -128,7 +132,8 @@ class _RemovalScanner(HTMLParser):
         allowed = ATTRIBUTES.get(tag, frozenset())
         for name, value in attrs:
             if name not in allowed:
-                self.found.append(f"{name} attribute")
+                if name not in INERT_ATTRIBUTES and not name.startswith(("aria-", "data-")):
+                    self.found.append(f"{name} attribute")
             elif name in URL_ATTRIBUTES and value is not None:
                 problem = url_problem(value)
                 if problem:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deckgen.model import WARNING, Diagnostic, Question
 from deckgen.render import MediaFile, Rendered, Renderer, code_css
@@ -390,6 +392,12 @@ def test_event_handlers_and_javascript_urls_are_removed_and_reported() -> None:
     ]
 
 
+def test_raw_image_with_a_javascript_source_is_replaced_by_its_alt_text() -> None:
+    out = render('<img src="javascript:alert(1)" alt="图">', answer_line=3)
+    assert out.html.strip() == '<span class="image-missing">图</span>'
+    assert out.diagnostics == [Diagnostic(Path("/notes/q.md"), 3, WARNING, "image refused: javascript: URL")]
+
+
 def test_markdown_link_with_a_disallowed_scheme_loses_its_href() -> None:
     out = render("[f](ftp://e.com/x)")
     assert out.html.strip() == '<p><a rel="noopener noreferrer">f</a></p>'
@@ -401,10 +409,28 @@ def test_markdown_javascript_link_is_never_a_link() -> None:
     assert "<a" not in out.html and "href" not in out.html
 
 
-def test_bad_input_never_raises() -> None:
-    nasty = "<div><table><tr><td>$$\n```\n$x_\n<img src=\"\x00\">\n" + "[" * 5000 + "- " * 200
+@pytest.mark.parametrize(
+    "nasty",
+    [
+        "<div><table><tr><td>$$\n```\n$x_\n<img src=\"\x00\">\n" + "[" * 5000 + "- " * 200,
+        "![](a%00b.png) ![](http://[x) <img src='http://[::1'> ![](" + "a/" * 3000 + "x.png)",
+        "> " * 300 + "$$\n" * 50,
+    ],
+)
+def test_bad_input_never_raises(nasty: str) -> None:
     out = render(nasty)
-    assert isinstance(out.html, str)
+    assert all(d.level == WARNING for d in out.diagnostics)
+
+
+_PIECES = [*"$\\`*_[]()<>!|#-+ \n\tax1{}&\"'=/:.", "<img src=", "```", "$$", "<font color=red>", "为", "，"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40).map("".join))
+def test_any_text_renders_to_balanced_html_with_markup_free_math(text: str) -> None:
+    out = render(text)
+    for math in BeautifulSoup(out.html, "html.parser").select(".math"):
+        assert math.find() is None
 
 
 # -- the real knowledge base ---------------------------------------------------------------

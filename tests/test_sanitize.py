@@ -118,7 +118,16 @@ def test_tables_images_and_the_sources_raw_html_survive() -> None:
 
 
 def test_unknown_attributes_are_removed_and_named() -> None:
-    assert sanitize('<p id="qa" class="x">p</p>') == ("<p>p</p>", ["id attribute", "class attribute"])
+    assert sanitize('<p onmouseover="x()" hidden>p</p>') == (
+        "<p>p</p>",
+        ["onmouseover attribute", "hidden attribute"],
+    )
+
+
+def test_inert_attributes_are_removed_silently() -> None:
+    # id could clash with the ids of Anki's own page; none of these shows or runs anything.
+    html = '<p id="qa" class="x" title="t" data-x="1"><a name="n" target="_blank">a</a></p>'
+    assert sanitize(html) == ('<p><a rel="noopener noreferrer">a</a></p>', [])
 
 
 def test_comments_go_silently() -> None:
