@@ -1,0 +1,291 @@
+"""Lint: the problems hand-edited Markdown hides, reported at their line.
+
+The checks read the source the way the renderer does: the same markdown-it configuration
+(`deckgen.markdown.make_markdown`) decides what is code, what is math and what stays raw text,
+so `$` in code is never math and a `$` the renderer pairs is never "unclosed". A tracing inline
+rule watches the parser at every `$` and `\\` it reaches, which gives exact positions without a
+second, hand-written (and inevitably different) math scanner.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+from deckgen.markdown import make_markdown
+from deckgen.model import ERROR, WARNING, Diagnostic
+
+# Info words that ask for plain text on purpose: no warning for them.
+PLAIN_LANGUAGES = frozenset({"text", "plaintext", "plain", "txt", "none", "nohighlight", "output"})
+
+# A raw HTML heading alone on its line, e.g. <h1 id="3.xx">3.标题 $x$</h1>. The parser stage puts
+# such lines on their own and renders their inner text as Markdown, so lint does the same
+# (as an ATX heading on the same line, which keeps every line number).
+_RAW_HEADING = re.compile(r"^[ \t]*<(h[1-6])\b[^>\n]*>([^\n]*?)</\1\s*>[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+# After a `$` the renderer left raw: what makes it not math on purpose.
+_PRICE_AFTER = re.compile(r"[ \t]*\d")  # $5, $ 10
+_SHELL_VARIABLE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Z_][A-Z0-9_]+(?![A-Za-z0-9_(^{\[\\])")  # ${MODEL_DIR}, $HOME
+# What a formula typically starts or ends with; anything else (space, CJK, punctuation) reads as prose.
+# Glued to the `$` only: with a space between ("the $ sign") it reads as prose.
+_MATH_START = re.compile(r"[A-Za-z\\(\[{|^_+\-]")
+_MATH_END = re.compile(r"[A-Za-z}\])|']$")
+
+_SNIPPET_LENGTH = 40
+_TRACE_KEY = "deckgen_check_trace"
+
+
+@dataclass
+class _Trace:
+    """What the tracing rule saw in one inline source: math it parsed and delimiters left raw."""
+
+    src: str
+    math: list[tuple[int, Token]] = field(default_factory=list)  # (start offset, math token)
+    raw: list[int] = field(default_factory=list)  # offsets of `$`, `\(`, `\)`, `\[`, `\]` left as text
+
+
+def lint_text(path: Path, text: str) -> list[Diagnostic]:
+    """Diagnostics for one source file's decoded text, in line order.
+
+    Reports unclosed or unbalanced math delimiters, unbalanced braces in math, doubled math
+    delimiters, unclosed code fences and fence languages Pygments cannot highlight.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        found = _Linter(path, text).run()
+    except (RecursionError, RuntimeError, ValueError, IndexError) as exc:  # parser gave up
+        return [Diagnostic(path, 0, ERROR, f"could not check this file: {type(exc).__name__}: {exc}")]
+    return sorted(found, key=lambda d: d.line)
+
+
+class _Linter:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        self.found: list[Diagnostic] = []
+
+    def run(self) -> list[Diagnostic]:
+        md = _markdown()
+        source = _RAW_HEADING.sub(lambda m: "#" * int(m.group(1)[1]) + " " + m.group(2), self.text)
+        for token in md.parse(source):
+            if token.type == "fence":
+                self._check_fence(token)
+            elif token.type.startswith("math_block"):
+                self._check_math(token, token.map[0] + 1 if token.map else 0)
+            elif token.type == "inline" and token.map:
+                self._check_inline(md, token)
+        return self.found
+
+    def _report(self, line: int, level: str, message: str) -> None:
+        self.found.append(Diagnostic(self.path, line, level, message))
+
+    # --- code fences ---
+
+    def _check_fence(self, token: Token) -> None:
+        start, end = token.map or (0, 0)
+        line = start + 1
+        # A closed fence's content excludes both fence lines; an unclosed one runs to where
+        # its container (the file, a list item, a quote) ends.
+        if token.content.count("\n") != end - start - 2:
+            if end >= self.line_count:
+                self._report(
+                    line,
+                    ERROR,
+                    "unclosed code fence opened here: everything after it, to the end of the file, "
+                    "becomes code",
+                )
+            else:
+                self._report(
+                    line,
+                    WARNING,
+                    f"unclosed code fence opened here: it runs to the end of its list item or quote "
+                    f"(line {end}); indent the closing fence like the opening one",
+                )
+        info = token.info.strip()
+        language = info.split(maxsplit=1)[0].lower() if info else ""
+        if language and not _known_language(language):
+            self._report(line, WARNING, f"unknown code language {language!r}: shown as plain text")
+
+    # --- inline math ---
+
+    def _check_inline(self, md: MarkdownIt, token: Token) -> None:
+        src = token.content
+        if "$" not in src and "\\" not in src:
+            return
+        trace = _Trace(src)
+        md.inline.parse(src, md, {_TRACE_KEY: trace}, [])
+        newlines: list[int] | None = None
+
+        def line_of(offset: int) -> int:
+            nonlocal newlines
+            if newlines is None:
+                newlines = [i for i, ch in enumerate(src) if ch == "\n"]
+            return token.map[0] + 1 + bisect.bisect_left(newlines, offset)
+
+        for offset, math in trace.math:
+            self._check_math(math, line_of(offset))
+            if math.markup == "$":
+                self._check_price_pair(src, offset, math, line_of(offset))
+                if "\\$" in math.content:
+                    self._report(
+                        line_of(offset),
+                        WARNING,
+                        f"escaped `\\$` inside math `{_snippet(math.content)}`: it does not close the "
+                        "formula, the next `$` does",
+                    )
+        self._check_raw(src, trace.raw, line_of)
+
+    def _check_raw(self, src: str, raw: list[int], line_of: Callable[[int], int]) -> None:
+        open_bracket: int | None = None  # a raw `\[` waiting for its `\]`
+        skip = -1  # the second `$` of a `$$` already reported
+        for offset in raw:
+            if offset == skip:
+                continue
+            if src[offset] == "$":
+                if src.startswith("$$", offset):
+                    skip = offset + 1
+                    self._report(
+                        line_of(offset),
+                        ERROR,
+                        "unclosed display math `$$`: no closing `$$` before a blank line or the end of "
+                        "the block",
+                    )
+                elif _means_math(src, offset):
+                    context = _snippet(src[max(0, offset - 12) : offset + 28])
+                    self._report(
+                        line_of(offset),
+                        ERROR,
+                        f"unclosed math: `$` in `{context}` has no partner in its paragraph, "
+                        "so it shows as a raw `$`",
+                    )
+                continue
+            delimiter = src[offset : offset + 2]
+            if delimiter == "\\(":
+                self._report(line_of(offset), ERROR, "unbalanced `\\(`: no `\\)` closes it in its paragraph")
+            elif delimiter == "\\)":
+                self._report(line_of(offset), ERROR, "unbalanced `\\)`: no `\\(` opens it")
+            elif delimiter == "\\[":
+                if open_bracket is not None:
+                    self._report(line_of(open_bracket), ERROR, "unbalanced `\\[`: no `\\]` closes it")
+                open_bracket = offset
+            elif open_bracket is None:
+                self._report(line_of(offset), ERROR, "unbalanced `\\]`: no `\\[` opens it")
+            else:
+                self._report(
+                    line_of(open_bracket),
+                    ERROR,
+                    "display math `\\[ … \\]` inside a paragraph shows as plain brackets: "
+                    "start it on its own line after a blank line",
+                )
+                open_bracket = None
+        if open_bracket is not None:
+            self._report(line_of(open_bracket), ERROR, "unbalanced `\\[`: no `\\]` closes it")
+
+    def _check_price_pair(self, src: str, offset: int, math: Token, line: int) -> None:
+        end = offset + len(math.content) + 2
+        if math.content[:1].isdigit() and src[end : end + 1].isdigit():
+            self._report(
+                line,
+                WARNING,
+                f"dollar signs pair into math: `{_snippet(src[offset:end + 4])}` renders "
+                f"`{_snippet(math.content)}` as a formula; write prices as `\\$`",
+            )
+
+    # --- any math span ---
+
+    def _check_math(self, token: Token, line: int) -> None:
+        content = token.content.strip()
+        inner = next((d for d in ("$$", "$", "\\(", "\\[") if content.startswith(d)), None)
+        if inner is not None:
+            self._report(line, WARNING, f"doubled math delimiters `{token.markup}{inner}`: MathJax shows an error")
+        balance = _brace_balance(content)
+        if balance:
+            what = "a `{` is never closed" if balance > 0 else "a `}` closes nothing"
+            self._report(line, WARNING, f"unbalanced braces in math `{_snippet(content)}`: {what}")
+
+
+def _means_math(src: str, offset: int) -> bool:
+    """Whether a `$` the renderer left raw reads as a formula's start or end (not a price or a variable)."""
+    before = src[max(0, offset - 8) : offset]
+    after = src[offset + 1 : offset + 1 + _SNIPPET_LENGTH]
+    if before[-1:].isdigit() or _PRICE_AFTER.match(after) or _SHELL_VARIABLE.match(after):
+        return False  # 5$, $5, $ 10, ${MODEL_DIR}, $HOME
+    return _MATH_START.match(after) is not None or _MATH_END.search(before) is not None
+
+
+def _brace_balance(tex: str) -> int:
+    """Open minus closed TeX groups; > 0 when a `{` is left open, < 0 when a `}` came too early."""
+    depth = 0
+    escaped = False
+    for ch in tex:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                return depth
+    return depth
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _SNIPPET_LENGTH else text[: _SNIPPET_LENGTH - 1] + "…"
+
+
+@functools.lru_cache(maxsize=256)
+def _known_language(language: str) -> bool:
+    if language in PLAIN_LANGUAGES:
+        return True
+    try:
+        get_lexer_by_name(language)
+    except ClassNotFound:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    """The renderer's parser, with inline parsing left to `_Linter` and a tracing rule in front."""
+    md = make_markdown()
+    math_rules = [
+        fn for name, fn in zip(md.inline.ruler.get_active_rules(), md.inline.ruler.getRules("")) if name.startswith("math")
+    ]
+
+    def trace(state: StateInline, silent: bool) -> bool:
+        record = state.env.get(_TRACE_KEY) if isinstance(state.env, dict) else None
+        # Only the top-level source: an image's alt text is parsed separately and is not shown as math.
+        if silent or record is None or state.src is not record.src:
+            return False
+        start = state.pos
+        ch = state.src[start]
+        if ch == "\\":
+            if state.src[start + 1 : start + 2] not in ("(", ")", "[", "]"):
+                return False
+        elif ch != "$":
+            return False
+        # The math rules come right after `text` and `newline`, which never match here, so trying
+        # them now is exactly what the tokenizer would do next.
+        for rule in math_rules:
+            if rule(state, False):
+                record.math.append((start, state.tokens[-1]))
+                return True
+        record.raw.append(start)
+        return False
+
+    md.inline.ruler.before("text", "deckgen_check_trace", trace)
+    md.disable("inline")  # the core rule: _Linter parses each inline token itself, with a trace
+    return md
