@@ -31,7 +31,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from deckgen.markdown import make_markdown
-from deckgen.model import WARNING, Diagnostic, Question
+from deckgen.model import WARNING, Diagnostic, MediaFile, Question
 from deckgen.sanitize import clean, removals, url_problem
 
 LIGHT_STYLE = "default"
@@ -51,19 +51,17 @@ _ALT = re.compile(_ATTRIBUTE.format(name="alt"), re.IGNORECASE)
 _UNSAFE_NAME_CHARS = re.compile(r"[^\w.\-]+")
 _ENV_KEY = "deckgen"
 
+Tokens = Sequence[Token]
+Env = dict[str, Any]  # markdown-it's env: carries the _Job of the rendering under _ENV_KEY
 
-@dataclass(frozen=True)
-class MediaFile:
-    """A local file an answer references, to ship in the package."""
 
-    source: Path  # the local file, resolved and absolute
-    name: str  # its name in the package: "<stem>-<sha256[:10]><ext>", one per content
+__all__ = ["MediaFile", "Rendered", "Renderer", "code_css"]
 
 
 @dataclass
 class Rendered:
     html: str
-    media: list[MediaFile]
+    media: list[MediaFile]  # named "<stem>-<sha256[:10]><ext>": one entry per content
     remote_images: int
     diagnostics: list[Diagnostic]
     math: int = 0  # math spans and blocks rendered
@@ -87,7 +85,7 @@ class _Job:
         self.diagnostics.append(Diagnostic(self.path, self.first_line + offset, WARNING, message))
 
 
-def _job(env: dict[str, Any]) -> _Job:
+def _job(env: Env) -> _Job:
     return env[_ENV_KEY]
 
 
@@ -169,16 +167,16 @@ class Renderer:
 
     # -- math --------------------------------------------------------------------------------
 
-    def _math_inline(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _math_inline(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         _job(env).math += 1
         return f'<span class="math">\\({_tex(tokens[idx].content)}\\)</span>'
 
-    def _math_display_inline(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _math_display_inline(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         # `$$…$$` inside a paragraph: display math, but a <div> would break the <p> apart.
         _job(env).math += 1
         return f'<span class="math display">\\[{_tex(tokens[idx].content)}\\]</span>'
 
-    def _math_block(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _math_block(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
         _job(env).math += 1
         tex = _tex(token.content)
@@ -190,7 +188,7 @@ class Renderer:
 
     # -- code --------------------------------------------------------------------------------
 
-    def _fence(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _fence(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
         language = token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
         language = language.strip("{}.")
@@ -200,7 +198,7 @@ class Renderer:
             )
         return self._code_html(token.content, language) + "\n"
 
-    def _code_block(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _code_block(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         return self._code_html(tokens[idx].content, "") + "\n"
 
     def _code_html(self, code: str, language: str) -> str:
@@ -227,17 +225,17 @@ class Renderer:
 
     # -- images, links, raw HTML -------------------------------------------------------------
 
-    def _image(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _image(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
         alt = renderer.renderInlineAsText(token.children or [], options, env)
         src = self._image_source(str(token.attrGet("src") or ""), _job(env), _line(token))
         if src is None:
-            return _missing_image(alt, str(token.attrGet("src") or ""))
+            return _missing_image(alt, unquote(str(token.attrGet("src") or "")))
         token.attrSet("src", src)
         token.attrSet("alt", alt)
         return renderer.renderToken(tokens, idx, options, env)
 
-    def _link_open(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _link_open(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
         problem = url_problem(str(token.attrGet("href") or ""))
         if problem:
@@ -245,7 +243,7 @@ class Renderer:
             token.attrs.pop("href", None)
         return renderer.renderToken(tokens, idx, options, env)
 
-    def _html_block(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _html_block(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
         job = _job(env)
         heading = _RAW_HEADING.match(token.content)
@@ -261,7 +259,7 @@ class Renderer:
             return f"<{tag}>{body}</{tag}>\n"
         return self._raw_html(token.content, job, _line(token))
 
-    def _html_inline(self, renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def _html_inline(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
         return self._raw_html(token.content, _job(env), _line(token))
 
@@ -339,22 +337,24 @@ class Renderer:
 
 
 def code_css() -> str:
-    """Pygments CSS: a light palette under `.highlight`, a night one under Anki's night classes.
+    """Pygments token colours: light under `.highlight`, night under Anki's two night classes.
 
-    The night rules are more specific than the light ones, so they win in any order; a reset
-    first keeps light-only token styles (backgrounds, borders) from leaking into night mode.
+    Backgrounds and plain text colour are left to the card's stylesheet, which follows night
+    mode (github-dark's plain text is the card's night text colour). The
+    night rules are more specific than the light ones, so they win in any order; a reset first
+    keeps light-only token styles (backgrounds, borders) from leaking into night mode.
     """
     light = HtmlFormatter(style=LIGHT_STYLE)
     night = HtmlFormatter(style=NIGHT_STYLE)
     night_spans = ", ".join(f"{selector} span" for selector in NIGHT_SELECTORS)
     lines = [
         "/* Pygments, light */",
-        *light.get_background_style_defs(".highlight"),
         *light.get_token_style_defs(".highlight"),
+        # A token the lexer could not place (a full-width comma in code) is no error to a reader.
+        ".highlight .err { border: none }",
         "/* Pygments, night */",
         f"{night_spans} {{ color: inherit; background: none; border: none;"
         " font-weight: inherit; font-style: inherit }",
-        *night.get_background_style_defs(list(NIGHT_SELECTORS)),
         *night.get_token_style_defs(list(NIGHT_SELECTORS)),
     ]
     return "\n".join(lines) + "\n"
@@ -363,17 +363,17 @@ def code_css() -> str:
 def _as_rule(method: Any) -> Any:
     """A render rule markdown-it can bind to its renderer (it calls `__get__` on the function)."""
 
-    def rule(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+    def rule(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         return method(renderer, tokens, idx, options, env)
 
     return rule
 
 
-def _table_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+def _table_open(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
     return '<div class="table-wrap">' + renderer.renderToken(tokens, idx, options, env)
 
 
-def _table_close(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict) -> str:
+def _table_close(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
     return renderer.renderToken(tokens, idx, options, env) + "</div>\n"
 
 

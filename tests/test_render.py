@@ -11,8 +11,8 @@ from bs4 import BeautifulSoup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deckgen.model import WARNING, Diagnostic, Question
-from deckgen.render import MediaFile, Rendered, Renderer, code_css
+from deckgen.model import WARNING, Diagnostic, MediaFile, Question
+from deckgen.render import Rendered, Renderer, code_css
 from tests.test_sanitize import assert_balanced
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -213,6 +213,7 @@ def test_code_css_styles_light_and_both_night_classes() -> None:
     assert ".highlight .k {" in css
     assert ".nightMode .highlight .k, .night_mode .highlight .k {" in css
     assert "\npre {" not in css  # nothing unscoped that would restyle the card's own <pre>
+    assert "background: #" not in css  # the card's stylesheet colours code backgrounds
 
 
 # -- structure -----------------------------------------------------------------------------
