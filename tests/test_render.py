@@ -495,5 +495,6 @@ def test_real_images_are_packed_and_the_sample_renders_fast() -> None:
     elapsed = time.perf_counter() - start
     media = {m.name for out in outs for m in out.media}
     assert len(media) == 3 and all(m.endswith(".png") for m in media)
-    # 250 KB of the 3 MB knowledge base; the whole must stay well under 1.5 s.
-    assert elapsed < 0.6, elapsed
+    # 250 KB of the 3 MB knowledge base in ~0.16 s here; the bound catches a superlinear
+    # slowdown without failing on a busy machine.
+    assert elapsed < 1.0, elapsed
