@@ -182,9 +182,7 @@ class _Heading:
     html_id: str | None = None
     pinned_id: str | None = None  # from <!-- deckgen-id: … -->
     body_start: int = 0  # first line that can belong to the answer
-    marker_line: int | None = None  # a `<!-- deckgen-id -->` line right after the heading
-
-    is_toc: bool = False
+    is_toc: bool = field(init=False)
 
     def __post_init__(self) -> None:
         plain = _plain(self.text).rstrip(":：").strip()
@@ -208,7 +206,6 @@ class _Fence:
     end: int  # 0-based line after the block
     language: str
     code: str
-    closed: bool
     output_of: int | None = None  # token index of the code block this fence is the output of
 
 
@@ -217,11 +214,15 @@ class _Doc:
     """What one markdown-it parse tells about a file, in 0-based lines."""
 
     path: Path
-    lines: list[str]  # the text handed on: raw question headings blanked, indentation gone
+    lines: list[str]  # the file's lines, raw headings outside code blanked (glued text kept)
     headings: list[_Heading]
     fences: list[_Fence]
     front_matter: dict[str, str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    fence_lines: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fence_lines = [fence.line for fence in self.fences]
 
     def diag(self, line0: int, level: str, message: str) -> None:
         self.diagnostics.append(Diagnostic(self.path, line0 + 1, level, message))
@@ -247,28 +248,30 @@ def _read_structure(path: Path, text: str) -> _Doc:
     work = list(lines)
     for raw in raws:
         _blank_raw(work, raw)
-    tokens: list[Token] = []
-    _md.block.parse("\n".join(work).replace("\0", "\ufffd"), _md, {}, tokens)
+    tokens = _block_tokens(work)
 
-    doc = _Doc(path, work, [], _fences(tokens, work), _front_matter(tokens))
-    # A raw heading inside a code fence (or a comment, <pre> …) is content: put it back.
-    opaque = _opaque_spans(tokens, doc.fences)
-    starts = [span[0] for span in opaque]
+    # A raw heading inside a code block (or a comment, <pre> …) is content: put it back. That
+    # changes no structure (those blocks end on their own markers, not on blank lines), only
+    # the blocks' text, so a second parse is needed just for that, and only then.
+    spans = _content_spans(tokens, work)
+    starts = [span.start for span in spans]
     kept: list[_RawHeading] = []
+    diagnostics: list[Diagnostic] = []
     for raw in raws:
-        span = _containing(opaque, starts, raw.line)
+        span = _containing(spans, starts, raw.line, _indent(lines[raw.line]))
         if span is None:
             kept.append(raw)
             continue
         work[raw.line : raw.end] = lines[raw.line : raw.end]
-        fence = span[2]
-        if fence is not None and not fence.closed:
-            doc.diag(
-                raw.line,
-                WARNING,
-                f"heading inside the code fence opened at line {fence.line + 1}, which is never "
-                "closed: not a question",
+        if span.unclosed_fence:
+            message = (
+                f"heading inside the code fence opened at line {span.start + 1}, which is never "
+                "closed: not a question"
             )
+            diagnostics.append(Diagnostic(path, raw.line + 1, WARNING, message))
+    if len(kept) < len(raws):
+        tokens = _block_tokens(work)
+    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics)
 
     headings = [_raw_to_heading(raw) for raw in kept]
     for i, token in enumerate(tokens):
@@ -348,13 +351,12 @@ def _take_id_marker(heading: _Heading, work: list[str]) -> None:
     if not found and heading.body_start < len(work):
         found = _ID_MARKER_LINE.match(work[heading.body_start])
         if found:
-            heading.marker_line = heading.body_start
             work[heading.body_start] = ""  # the marker is no part of the answer
     if found and found.group(1).strip():
         heading.pinned_id = found.group(1).strip()
 
 
-def _fences(tokens: list[Token], lines: list[str]) -> list[_Fence]:
+def _fences(tokens: list[Token]) -> list[_Fence]:
     fences: list[_Fence] = []
     by_index: dict[int, _Fence] = {}
     for i, token in enumerate(tokens):
@@ -367,7 +369,6 @@ def _fences(tokens: list[Token], lines: list[str]) -> list[_Fence]:
             end=token.map[1],
             language=info[0].lower() if info else "",
             code=token.content,
-            closed=_fence_closed(token, lines),
         )
         fences.append(fence)
         by_index[i] = fence
@@ -394,29 +395,57 @@ def _fence_closed(token: Token, lines: list[str]) -> bool:
     return len(last) >= len(token.markup) and last == mark * len(last)
 
 
-def _opaque_spans(tokens: list[Token], fences: list[_Fence]) -> list[tuple[int, int, _Fence | None]]:
-    """Blocks whose lines are content whatever they say: code, comments, <pre>…
+@dataclass
+class _Span:
+    """Lines [start, end) of a block whose lines are content whatever they say."""
 
-    They are leaf blocks, so they never overlap and sort by their first line.
-    """
-    spans: list[tuple[int, int, _Fence | None]] = [(f.line, f.end, f) for f in fences]
+    start: int
+    end: int
+    min_indent: int  # a line indented less is not inside (it ends the container instead)
+    unclosed_fence: bool = False
+
+
+def _content_spans(tokens: list[Token], lines: list[str]) -> list[_Span]:
+    """Code blocks, comments, <pre>…: leaf blocks, so they never overlap."""
+    spans: list[_Span] = []
     for token in tokens:
-        if token.map and (
-            token.type == "code_block"
+        if not token.map:
+            continue
+        if not (
+            token.type in ("fence", "code_block")
             or (token.type == "html_block" and _OPAQUE_HTML.match(token.content))
         ):
-            spans.append((token.map[0], token.map[1], None))
-    spans.sort(key=lambda s: s[0])
+            continue
+        first = lines[token.map[0]]
+        if first.lstrip().startswith(">"):
+            continue  # in a blockquote: a line without `>` ends it
+        nested = token.level > 0  # in a list item: a line indented less ends it
+        if token.type == "code_block":
+            min_indent = _indent(first) if nested else 4
+        else:
+            min_indent = _indent(first) if nested else 0
+        unclosed = token.type == "fence" and not _fence_closed(token, lines)
+        spans.append(_Span(token.map[0], token.map[1], min_indent, unclosed))
+    spans.sort(key=lambda span: span.start)
     return spans
 
 
-def _containing(
-    spans: list[tuple[int, int, _Fence | None]], starts: list[int], line: int
-) -> tuple[int, int, _Fence | None] | None:
+def _containing(spans: list[_Span], starts: list[int], line: int, indent: int) -> _Span | None:
     k = bisect.bisect_right(starts, line) - 1
-    if k >= 0 and spans[k][0] <= line < spans[k][1]:
+    if k >= 0 and spans[k].start <= line < spans[k].end and indent >= spans[k].min_indent:
         return spans[k]
     return None
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip())
+
+
+def _block_tokens(lines: list[str]) -> list[Token]:
+    tokens: list[Token] = []
+    _md.block.parse("\n".join(lines).replace("\0", "\ufffd"), _md, {}, tokens)
+    return tokens
 
 
 def _front_matter(tokens: list[Token]) -> dict[str, str]:
@@ -683,16 +712,19 @@ def _question(
 
 
 def _code_blocks(doc: _Doc, start: int, stop: int) -> list[CodeBlock]:
-    starts = [f.line for f in doc.fences]
-    lo, hi = bisect.bisect_left(starts, start), bisect.bisect_left(starts, stop)
+    lo, hi = bisect.bisect_left(doc.fence_lines, start), bisect.bisect_left(doc.fence_lines, stop)
     blocks: list[CodeBlock] = []
     by_index: dict[int, CodeBlock] = {}
     for fence in doc.fences[lo:hi]:
+        code = fence.code
+        if fence.end > stop:  # an unclosed fence: the answer ends it, as it will on the card
+            kept = code.split("\n")[:-1][: stop - fence.line - 1]
+            code = "".join(line + "\n" for line in kept)
         owner = by_index.get(fence.output_of) if fence.output_of is not None else None
         if owner is not None:
-            owner.claimed_output, owner.claimed_output_line = fence.code, fence.line + 1
+            owner.claimed_output, owner.claimed_output_line = code, fence.line + 1
             continue
-        block = CodeBlock(fence.language, fence.code, fence.line + 1)
+        block = CodeBlock(fence.language, code, fence.line + 1)
         by_index[fence.index] = block
         blocks.append(block)
     return blocks
