@@ -1,10 +1,13 @@
 """Lint: the problems hand-edited Markdown hides, reported at their line.
 
-The checks read the source the way the renderer does: the same markdown-it configuration
-(`deckgen.markdown.make_markdown`) decides what is code, what is math and what stays raw text,
-so `$` in code is never math and a `$` the renderer pairs is never "unclosed". A tracing inline
-rule watches the parser at every `$` and `\\` it reaches, which gives exact positions without a
-second, hand-written (and inevitably different) math scanner.
+The checks read a source file the way `parse` and `render` do: the same markdown-it
+configuration (`deckgen.markdown.make_markdown`) decides what is code, what is math and what
+stays raw text, so a `$` in code is never math and a `$` the renderer pairs is never "unclosed".
+A tracing inline rule watches the parser at every `$` and `\\` it reaches; that gives exact
+positions without a second, hand-written (and inevitably different) math scanner.
+
+Other problems (empty answers, duplicate keys, TOC coverage, images, removed HTML, encoding,
+claimed output) are found by the stages that meet them: parse, render, ids and run.
 """
 from __future__ import annotations
 
@@ -24,19 +27,26 @@ from pygments.util import ClassNotFound
 from deckgen.markdown import make_markdown
 from deckgen.model import ERROR, WARNING, Diagnostic
 
-# Info words that ask for plain text on purpose: no warning for them.
-PLAIN_LANGUAGES = frozenset({"text", "plaintext", "plain", "txt", "none", "nohighlight", "output"})
+__all__ = ["lint_text", "PLAIN_LANGUAGES"]
 
-# A raw HTML heading alone on its line, e.g. <h1 id="3.xx">3.标题 $x$</h1>. The parser stage puts
-# such lines on their own and renders their inner text as Markdown, so lint does the same
-# (as an ATX heading on the same line, which keeps every line number).
-_RAW_HEADING = re.compile(r"^[ \t]*<(h[1-6])\b[^>\n]*>([^\n]*?)</\1\s*>[ \t]*$", re.IGNORECASE | re.MULTILINE)
+# Fence words that ask for plain text on purpose: no warning for them.
+PLAIN_LANGUAGES = frozenset({"text", "plaintext", "plain", "txt", "output", "log", "none", "nohighlight"})
+# Fence words Pygments knows under another name (as the renderer resolves them).
+_LANGUAGE_ALIASES = {"cmd": "batch", "py3": "python", "ipython": "python"}
 
-# After a `$` the renderer left raw: what makes it not math on purpose.
+# A raw question heading `<h2 id="…">3.标题 $x$</h2>` (text may follow on its line). `parse`
+# blanks such headings out of the text before parsing and `render` shows their inner text as
+# inline Markdown, so lint does the same, line for line.
+_RAW_HEADING = re.compile(
+    r"^[ \t]*<h([1-6])(\s[^>\n]*)>([^\n]*?)</h\1\s*>([^\n]*)$", re.IGNORECASE | re.MULTILINE
+)
+_ID_ATTRIBUTE = re.compile(r"""\bid\s*=\s*(?:"\s*[^"\s]|'\s*[^'\s]|[^\s"'>])""", re.IGNORECASE)
+
+# After a `$` the renderer left raw: what shows it is not math on purpose.
 _PRICE_AFTER = re.compile(r"[ \t]*\d")  # $5, $ 10
-_SHELL_VARIABLE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Z_][A-Z0-9_]+(?![A-Za-z0-9_(^{\[\\])")  # ${MODEL_DIR}, $HOME
-# What a formula typically starts or ends with; anything else (space, CJK, punctuation) reads as prose.
-# Glued to the `$` only: with a space between ("the $ sign") it reads as prose.
+_SHELL_VARIABLE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Z_][A-Z0-9_]+(?![A-Za-z0-9_(^{\[\\])")  # ${DIR}, $HOME
+# How a formula starts or ends, glued to its `$`; anything else (a space, CJK, punctuation)
+# reads as prose: "the $ sign", "美元$。".
 _MATH_START = re.compile(r"[A-Za-z\\(\[{|^_+\-]")
 _MATH_END = re.compile(r"[A-Za-z}\])|']$")
 
@@ -49,20 +59,21 @@ class _Trace:
     """What the tracing rule saw in one inline source: math it parsed and delimiters left raw."""
 
     src: str
-    math: list[tuple[int, Token]] = field(default_factory=list)  # (start offset, math token)
+    math: list[tuple[int, Token]] = field(default_factory=list)  # (offset, math token)
     raw: list[int] = field(default_factory=list)  # offsets of `$`, `\(`, `\)`, `\[`, `\]` left as text
 
 
 def lint_text(path: Path, text: str) -> list[Diagnostic]:
-    """Diagnostics for one source file's decoded text, in line order.
+    """Diagnostics for one source file's decoded text, sorted by line.
 
-    Reports unclosed or unbalanced math delimiters, unbalanced braces in math, doubled math
-    delimiters, unclosed code fences and fence languages Pygments cannot highlight.
+    Errors: unclosed `$`, `$$` and code fences, unbalanced `\\(`/`\\)` and `\\[`/`\\]`.
+    Warnings: unbalanced braces in math, doubled delimiters (`$\\( x \\)$`), `$` pairs that turn
+    prices into math, an escaped `\\$` inside math, fence languages Pygments cannot highlight.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         found = _Linter(path, text).run()
-    except (RecursionError, RuntimeError, ValueError, IndexError) as exc:  # parser gave up
+    except (RecursionError, RuntimeError, ValueError, IndexError) as exc:  # the parser gave up
         return [Diagnostic(path, 0, ERROR, f"could not check this file: {type(exc).__name__}: {exc}")]
     return sorted(found, key=lambda d: d.line)
 
@@ -76,14 +87,33 @@ class _Linter:
 
     def run(self) -> list[Diagnostic]:
         md = _markdown()
-        source = _RAW_HEADING.sub(lambda m: "#" * int(m.group(1)[1]) + " " + m.group(2), self.text)
-        for token in md.parse(source):
+        titles: list[tuple[int, str]] = []  # (1-based line, inner Markdown) of raw headings
+        counted = [0, 0]  # offset and line reached, to number headings in one pass
+
+        def blank_heading(match: re.Match[str]) -> str:
+            if not _ID_ATTRIBUTE.search(match.group(2)):
+                return match.group(0)  # without an id, parse does not take it for a heading
+            counted[1] += self.text.count("\n", counted[0], match.start())
+            counted[0] = match.start()
+            titles.append((counted[1] + 1, match.group(3)))
+            return match.group(4)
+
+        source = _RAW_HEADING.sub(blank_heading, self.text) if "<" in self.text else self.text
+        verbatim: list[tuple[int, int]] = []  # line spans of code and raw HTML blocks
+        for token in md.parse(source.replace("\0", "\ufffd")):
+            if token.type in ("fence", "code_block", "html_block") and token.map:
+                verbatim.append((token.map[0], token.map[1]))
             if token.type == "fence":
                 self._check_fence(token)
-            elif token.type.startswith("math_block"):
-                self._check_math(token, token.map[0] + 1 if token.map else 0)
+            elif token.type.startswith("math_block") and token.map:
+                self._check_math(token, token.map[0] + 1)
             elif token.type == "inline" and token.map:
-                self._check_inline(md, token)
+                self._check_inline(md, token.content, token.map[0] + 1)
+        starts = [span[0] for span in verbatim]
+        for line, title in titles:
+            k = bisect.bisect_right(starts, line - 1) - 1
+            if k < 0 or verbatim[k][1] < line:  # a heading line inside code is code
+                self._check_inline(md, title, line)
         return self.found
 
     def _report(self, line: int, level: str, message: str) -> None:
@@ -112,55 +142,47 @@ class _Linter:
                     f"(line {end}); indent the closing fence like the opening one",
                 )
         info = token.info.strip()
-        language = info.split(maxsplit=1)[0].lower() if info else ""
+        language = info.split(maxsplit=1)[0].lower().strip("{}.") if info else ""
         if language and not _known_language(language):
-            self._report(line, WARNING, f"unknown code language {language!r}: shown as plain text")
+            self._report(line, WARNING, f"unknown code language '{language}': shown as plain text")
 
     # --- inline math ---
 
-    def _check_inline(self, md: MarkdownIt, token: Token) -> None:
-        src = token.content
+    def _check_inline(self, md: MarkdownIt, src: str, first_line: int) -> None:
         if "$" not in src and "\\" not in src:
             return
         trace = _Trace(src)
         md.inline.parse(src, md, {_TRACE_KEY: trace}, [])
-        newlines: list[int] | None = None
+        newlines: list[int] = []
 
         def line_of(offset: int) -> int:
-            nonlocal newlines
-            if newlines is None:
-                newlines = [i for i, ch in enumerate(src) if ch == "\n"]
-            return token.map[0] + 1 + bisect.bisect_left(newlines, offset)
+            if not newlines and "\n" in src:
+                newlines.extend(i for i, ch in enumerate(src) if ch == "\n")
+            return first_line + bisect.bisect_left(newlines, offset)
 
         for offset, math in trace.math:
-            self._check_math(math, line_of(offset))
+            line = line_of(offset)
+            self._check_math(math, line)
             if math.markup == "$":
-                self._check_price_pair(src, offset, math, line_of(offset))
-                if "\\$" in math.content:
-                    self._report(
-                        line_of(offset),
-                        WARNING,
-                        f"escaped `\\$` inside math `{_snippet(math.content)}`: it does not close the "
-                        "formula, the next `$` does",
-                    )
+                self._check_dollar_pair(src, offset, math, line)
         self._check_raw(src, trace.raw, line_of)
 
     def _check_raw(self, src: str, raw: list[int], line_of: Callable[[int], int]) -> None:
-        open_bracket: int | None = None  # a raw `\[` waiting for its `\]`
         skip = -1  # the second `$` of a `$$` already reported
         for offset in raw:
             if offset == skip:
                 continue
-            if src[offset] == "$":
-                if src.startswith("$$", offset):
-                    skip = offset + 1
-                    self._report(
-                        line_of(offset),
-                        ERROR,
-                        "unclosed display math `$$`: no closing `$$` before a blank line or the end of "
-                        "the block",
-                    )
-                elif _means_math(src, offset):
+            delimiter = src[offset : offset + 2]
+            if delimiter == "$$":
+                skip = offset + 1
+                self._report(
+                    line_of(offset),
+                    ERROR,
+                    "unclosed display math `$$`: no closing `$$` before a blank line or the end of "
+                    "the block",
+                )
+            elif delimiter[0] == "$":
+                if _means_math(src, offset):
                     context = _snippet(src[max(0, offset - 12) : offset + 28])
                     self._report(
                         line_of(offset),
@@ -168,37 +190,31 @@ class _Linter:
                         f"unclosed math: `$` in `{context}` has no partner in its paragraph, "
                         "so it shows as a raw `$`",
                     )
-                continue
-            delimiter = src[offset : offset + 2]
-            if delimiter == "\\(":
-                self._report(line_of(offset), ERROR, "unbalanced `\\(`: no `\\)` closes it in its paragraph")
-            elif delimiter == "\\)":
-                self._report(line_of(offset), ERROR, "unbalanced `\\)`: no `\\(` opens it")
-            elif delimiter == "\\[":
-                if open_bracket is not None:
-                    self._report(line_of(open_bracket), ERROR, "unbalanced `\\[`: no `\\]` closes it")
-                open_bracket = offset
-            elif open_bracket is None:
-                self._report(line_of(offset), ERROR, "unbalanced `\\]`: no `\\[` opens it")
             else:
-                self._report(
-                    line_of(open_bracket),
-                    ERROR,
-                    "display math `\\[ … \\]` inside a paragraph shows as plain brackets: "
-                    "start it on its own line after a blank line",
-                )
-                open_bracket = None
-        if open_bracket is not None:
-            self._report(line_of(open_bracket), ERROR, "unbalanced `\\[`: no `\\]` closes it")
+                closing = {"\\(": "\\)", "\\[": "\\]"}.get(delimiter)
+                if closing:
+                    message = f"unbalanced `{delimiter}`: no `{closing}` closes it in its paragraph"
+                else:
+                    opening = "\\(" if delimiter == "\\)" else "\\["
+                    message = f"unbalanced `{delimiter}`: no `{opening}` opens it"
+                self._report(line_of(offset), ERROR, message)
 
-    def _check_price_pair(self, src: str, offset: int, math: Token, line: int) -> None:
-        end = offset + len(math.content) + 2
-        if math.content[:1].isdigit() and src[end : end + 1].isdigit():
+    def _check_dollar_pair(self, src: str, offset: int, math: Token, line: int) -> None:
+        """`$…$` the renderer pairs although the author hardly meant a formula."""
+        after = offset + len(math.content) + 2
+        if math.content[:1].isdigit() and src[after : after + 1].isdigit():
             self._report(
                 line,
                 WARNING,
-                f"dollar signs pair into math: `{_snippet(src[offset:end + 4])}` renders "
+                f"dollar signs pair into math: `{_snippet(src[offset:after + 4])}` renders "
                 f"`{_snippet(math.content)}` as a formula; write prices as `\\$`",
+            )
+        if "\\$" in math.content:
+            self._report(
+                line,
+                WARNING,
+                f"escaped `\\$` inside math `{_snippet(math.content)}`: it does not close the "
+                "formula, the next `$` does",
             )
 
     # --- any math span ---
@@ -207,7 +223,12 @@ class _Linter:
         content = token.content.strip()
         inner = next((d for d in ("$$", "$", "\\(", "\\[") if content.startswith(d)), None)
         if inner is not None:
-            self._report(line, WARNING, f"doubled math delimiters `{token.markup}{inner}`: MathJax shows an error")
+            self._report(
+                line,
+                WARNING,
+                f"doubled math delimiters `{token.markup}{inner}`: keep one pair "
+                "(MathJax reports an error for them)",
+            )
         balance = _brace_balance(content)
         if balance:
             what = "a `{` is never closed" if balance > 0 else "a `}` closes nothing"
@@ -216,15 +237,15 @@ class _Linter:
 
 def _means_math(src: str, offset: int) -> bool:
     """Whether a `$` the renderer left raw reads as a formula's start or end (not a price or a variable)."""
-    before = src[max(0, offset - 8) : offset]
+    before = src[max(0, offset - 1) : offset]
     after = src[offset + 1 : offset + 1 + _SNIPPET_LENGTH]
-    if before[-1:].isdigit() or _PRICE_AFTER.match(after) or _SHELL_VARIABLE.match(after):
+    if before.isdigit() or _PRICE_AFTER.match(after) or _SHELL_VARIABLE.match(after):
         return False  # 5$, $5, $ 10, ${MODEL_DIR}, $HOME
     return _MATH_START.match(after) is not None or _MATH_END.search(before) is not None
 
 
 def _brace_balance(tex: str) -> int:
-    """Open minus closed TeX groups; > 0 when a `{` is left open, < 0 when a `}` came too early."""
+    """Open minus closed TeX groups: > 0 when a `{` is left open, < 0 when a `}` comes too early."""
     depth = 0
     escaped = False
     for ch in tex:
@@ -251,7 +272,7 @@ def _known_language(language: str) -> bool:
     if language in PLAIN_LANGUAGES:
         return True
     try:
-        get_lexer_by_name(language)
+        get_lexer_by_name(_LANGUAGE_ALIASES.get(language, language))
     except ClassNotFound:
         return False
     return True
@@ -261,13 +282,13 @@ def _known_language(language: str) -> bool:
 def _markdown() -> MarkdownIt:
     """The renderer's parser, with inline parsing left to `_Linter` and a tracing rule in front."""
     md = make_markdown()
-    math_rules = [
-        fn for name, fn in zip(md.inline.ruler.get_active_rules(), md.inline.ruler.getRules("")) if name.startswith("math")
-    ]
+    active = zip(md.inline.ruler.get_active_rules(), md.inline.ruler.getRules(""))
+    math_rules = [rule for name, rule in active if name.startswith("math")]
 
     def trace(state: StateInline, silent: bool) -> bool:
         record = state.env.get(_TRACE_KEY) if isinstance(state.env, dict) else None
-        # Only the top-level source: an image's alt text is parsed separately and is not shown as math.
+        # Only the traced source itself: an image's alt text is parsed on its own and never
+        # shows as math.
         if silent or record is None or state.src is not record.src:
             return False
         start = state.pos
@@ -277,8 +298,8 @@ def _markdown() -> MarkdownIt:
                 return False
         elif ch != "$":
             return False
-        # The math rules come right after `text` and `newline`, which never match here, so trying
-        # them now is exactly what the tokenizer would do next.
+        # The math rules come right after `text` and `newline`, which never match at `$` or
+        # `\`, so trying them here is exactly what the tokenizer would do next.
         for rule in math_rules:
             if rule(state, False):
                 record.math.append((start, state.tokens[-1]))
@@ -287,5 +308,5 @@ def _markdown() -> MarkdownIt:
         return False
 
     md.inline.ruler.before("text", "deckgen_check_trace", trace)
-    md.disable("inline")  # the core rule: _Linter parses each inline token itself, with a trace
+    md.disable("inline")  # the core rule: _Linter parses each inline source itself, traced
     return md
