@@ -2,8 +2,8 @@
 
 Two layouts, one parser:
 
-- **article**: `# 章节` section headings, `## 【一】问题` question headings below them; the answer runs
-  to the next heading of the question's level or shallower.
+- **article**: `# 章节` section headings, `## 【一】问题` question headings below them; the
+  answer runs to the next heading of the question's level or shallower.
 - **knowledge-base** (upstream WeThinkIn/Interview-for-Algorithm-Engineer): a `目录` table of
   contents, then one raw HTML heading `<hN id="…">33.问题</hN>` per question; the answer runs to
   the next question. Topic folder → section, file → subdeck.
@@ -21,7 +21,6 @@ import bisect
 import itertools
 import os
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +132,8 @@ def _markdown_files(folder: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS]
         for name in filenames:
-            if name.lower().endswith(".md") and not name.startswith(".") and name.lower() != _README:
+            lower = name.lower()
+            if lower.endswith(".md") and not name.startswith(".") and lower != _README:
                 files.append(Path(dirpath) / name)
     return files
 
@@ -151,9 +151,8 @@ def parse_sources(paths: Sequence[Path]) -> Corpus:
         try:
             source, problems = parse_file(path, text, root=root)
         except Exception as exc:  # a parser bug must cost one file, not the whole build
-            corpus.diagnostics.append(
-                Diagnostic(path, 0, ERROR, f"internal error while parsing (please report): {exc!r}")
-            )
+            message = f"internal error while parsing (please report): {exc!r}"
+            corpus.diagnostics.append(Diagnostic(path, 0, ERROR, message))
             continue
         corpus.diagnostics.extend(problems)
         corpus.files.append(source)
@@ -276,9 +275,11 @@ def _read_structure(path: Path, text: str) -> _Doc:
     headings = [_raw_to_heading(raw) for raw in kept]
     for i, token in enumerate(tokens):
         if token.type == "heading_open" and token.level == 0 and token.map:
-            text_ = tokens[i + 1].content if i + 1 < len(tokens) else ""
+            # a setext heading's text may run over several lines
+            inline = tokens[i + 1].content.replace("\n", " ") if i + 1 < len(tokens) else ""
             start, end = token.map
-            headings.append(_Heading(start, end, int(token.tag[1]), text_, raw=False, body_start=end))
+            level = int(token.tag[1])
+            headings.append(_Heading(start, end, level, inline, raw=False, body_start=end))
     headings.sort(key=lambda h: h.line)
     for heading in headings:
         _take_id_marker(heading, work)
@@ -319,7 +320,9 @@ def _find_raw_headings(text: str, lines: list[str]) -> list[_RawHeading]:
         else:
             parts.append(rest[: closing.start()])
             end, inner, trailing = j + 1, " ".join(p.strip() for p in parts), rest[closing.end() :]
-        found.append(_RawHeading(i, end, int(level), html_id.strip(), inner.strip(), trailing.strip()))
+        found.append(
+            _RawHeading(i, end, int(level), html_id.strip(), inner.strip(), trailing.strip())
+        )
     return found
 
 
@@ -332,7 +335,7 @@ def _blank_raw(work: list[str], raw: _RawHeading) -> None:
 def _raw_to_heading(raw: _RawHeading) -> _Heading:
     body_start = raw.end - 1 if raw.trailing else raw.end
     return _Heading(
-        raw.line, raw.end, raw.level, raw.inner, raw=True, html_id=raw.html_id, body_start=body_start
+        raw.line, raw.end, raw.level, raw.inner, True, html_id=raw.html_id, body_start=body_start
     )
 
 
@@ -568,85 +571,114 @@ def _article_questions(doc: _Doc) -> list[Question]:
 
 def _knowledge_base_questions(doc: _Doc, toc: list[TocEntry], root: Path) -> list[Question]:
     section, deck = _kb_place(doc.path, root)
-    section_tag = _tag(section)
+    headings = doc.headings
+    is_question = _kb_question_headings(headings, toc)
+    boundaries = [k for k, h in enumerate(headings) if is_question[k] or h.is_toc]
+    # Markdown headings that may turn out to be grouping headings, by their last line
+    plain_by_end = {
+        h.end - 1: h for k, h in enumerate(headings) if not (h.raw or h.is_toc or is_question[k])
+    }
+    groups = _Groups()
+    questions: list[Question] = []
+    if boundaries and is_question[boundaries[0]]:
+        first = headings[boundaries[0]].line
+        groups.enter_all(_trailing_headings(doc, 0, first, plain_by_end)[1])
+    for n, k in enumerate(boundaries):
+        heading = headings[k]
+        nxt = boundaries[n + 1] if n + 1 < len(boundaries) else None
+        stop = headings[nxt].line if nxt is not None else len(doc.lines)
+        grouping: list[_Heading] = []
+        if nxt is not None and is_question[nxt]:
+            stop, grouping = _trailing_headings(doc, heading.body_start, stop, plain_by_end)
+        if is_question[k]:
+            title = strip_number(heading.text)
+            answer = _answer(doc, heading.body_start, stop, inner=())
+            if answer is None:
+                # a title with nothing under it: a section title, or a question still unanswered
+                if title and not _is_numbered(heading.text):
+                    groups.enter(heading)
+            elif not title:
+                doc.diag(heading.line, ERROR, "question heading has no title: no card")
+            else:
+                tags = (_tag(section), *groups.tags)
+                questions.append(
+                    _question(doc, heading, title, answer, section=section, deck=deck, tags=tags)
+                )
+        groups.enter_all(grouping)
+    return questions
+
+
+def _kb_question_headings(headings: list[_Heading], toc: list[TocEntry]) -> list[bool]:
+    """Which headings are questions: raw ones with an id, and numbered Markdown headings that a
+    TOC entry links to (an entry no raw heading answers, and only once)."""
     toc_keys: dict[str, int] = {}
     for n, entry in enumerate(toc):
         for key in _entry_keys(entry):
             toc_keys.setdefault(key, n)
-
-    # Questions: raw headings with an id; numbered Markdown headings the TOC links to (once).
     claimed = {
-        toc_keys[key] for h in doc.headings if h.raw and not h.is_toc for key in _heading_keys(h) if key in toc_keys
+        toc_keys[key]
+        for h in headings
+        if h.raw and not h.is_toc
+        for key in _heading_keys(h)
+        if key in toc_keys
     }
-    is_question: list[bool] = []
-    for heading in doc.headings:
+    flags: list[bool] = []
+    for heading in headings:
         if heading.is_toc:
-            is_question.append(False)
+            flags.append(False)
         elif heading.raw:
-            is_question.append(True)
+            flags.append(True)
         else:
-            hits = set()
+            hits: set[int] = set()
             if toc_keys and _is_numbered(heading.text):
-                hits = {toc_keys[key] for key in _heading_keys(heading) if key in toc_keys} - claimed
-            is_question.append(bool(hits))
+                hits = {toc_keys[key] for key in _heading_keys(heading) if key in toc_keys}
+                hits -= claimed
+            flags.append(bool(hits))
             claimed |= hits
+    return flags
 
-    boundaries = [k for k, h in enumerate(doc.headings) if is_question[k] or h.is_toc]
-    ends_by_line = {h.end - 1: h for k, h in enumerate(doc.headings) if not h.raw and not is_question[k] and not h.is_toc}
-    groups: list[tuple[int, str]] = []  # (level, tag): the grouping headings in force
 
-    def enter_group(level: int, text: str) -> None:
-        tag = _tag(strip_number(_plain(text)))
-        if tag:
-            while groups and groups[-1][0] >= level:
-                groups.pop()
-            groups.append((level, tag))
+def _trailing_headings(
+    doc: _Doc, start: int, stop: int, plain_by_end: dict[int, _Heading]
+) -> tuple[int, list[_Heading]]:
+    """Markdown headings with nothing under them right before the next question.
 
-    def tail_groups(start: int, stop: int) -> tuple[int, list[_Heading]]:
-        """Markdown headings with nothing under them before the next question: grouping."""
-        found: list[_Heading] = []
-        j = stop - 1
-        while j >= start:
-            if not doc.lines[j].strip():
-                j -= 1
-            elif j in ends_by_line and ends_by_line[j].line >= start:
-                found.append(ends_by_line[j])
-                j = ends_by_line[j].line - 1
-            else:
-                break
-        return j + 1, found[::-1]
-
-    questions: list[Question] = []
-    first = doc.headings[boundaries[0]].line if boundaries else len(doc.lines)
-    if boundaries and is_question[boundaries[0]]:
-        for g in tail_groups(0, first)[1]:
-            enter_group(g.level, g.text)
-    for n, k in enumerate(boundaries):
-        heading = doc.headings[k]
-        nxt = boundaries[n + 1] if n + 1 < len(boundaries) else None
-        stop = doc.headings[nxt].line if nxt is not None else len(doc.lines)
-        grouping: list[_Heading] = []
-        if nxt is not None and is_question[nxt]:
-            stop_body, grouping = tail_groups(heading.body_start, stop)
+    Those are grouping headings such as `## 1、Transformer模块`. Returns where the text before
+    them ends, and them.
+    """
+    found: list[_Heading] = []
+    j = stop - 1
+    while j >= start:
+        if not doc.lines[j].strip():
+            j -= 1
+        elif j in plain_by_end and plain_by_end[j].line >= start:
+            found.append(plain_by_end[j])
+            j = plain_by_end[j].line - 1
         else:
-            stop_body = stop
-        if is_question[k]:
-            title = strip_number(heading.text)
-            answer = _answer(doc, heading.body_start, stop_body, inner=())
-            if answer is None:
-                # a title with nothing under it: a section title, or a question still unanswered
-                if title and not _is_numbered(heading.text):
-                    enter_group(heading.level, heading.text)
-            elif not title:
-                doc.diag(heading.line, ERROR, "question heading has no title: no card")
-            else:
-                tags = (section_tag, *(tag for _, tag in groups))
-                questions.append(
-                    _question(doc, heading, title, answer, section=section, deck=deck, tags=tags)
-                )
-        for g in grouping:
-            enter_group(g.level, g.text)
-    return questions
+            break
+    return j + 1, found[::-1]
+
+
+@dataclass
+class _Groups:
+    """The grouping headings in force, as tags: a heading replaces those of its level or deeper."""
+
+    open: list[tuple[int, str]] = field(default_factory=list)  # (level, tag)
+
+    def enter(self, heading: _Heading) -> None:
+        tag = _tag(strip_number(_plain(heading.text)))
+        if tag:
+            while self.open and self.open[-1][0] >= heading.level:
+                self.open.pop()
+            self.open.append((heading.level, tag))
+
+    def enter_all(self, headings: list[_Heading]) -> None:
+        for heading in headings:
+            self.enter(heading)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(tag for _, tag in self.open)
 
 
 def _kb_place(path: Path, root: Path) -> tuple[str, tuple[str, ...]]:
@@ -756,19 +788,12 @@ def coverage(file: SourceFile) -> list[Diagnostic]:
         if hits:
             covered |= hits
         elif not keys & group_keys:
-            diagnostics.append(
-                Diagnostic(file.path, entry.line, WARNING, f"TOC entry without a question: {entry.title}")
-            )
+            message = f"TOC entry without a question: {entry.title}"
+            diagnostics.append(Diagnostic(file.path, entry.line, WARNING, message))
     for n, question in enumerate(file.questions):
         if n not in covered:
-            diagnostics.append(
-                Diagnostic(
-                    file.path,
-                    question.line,
-                    WARNING,
-                    f"question not in the table of contents: {question.title}",
-                )
-            )
+            message = f"question not in the table of contents: {question.title}"
+            diagnostics.append(Diagnostic(file.path, question.line, WARNING, message))
     return sorted(diagnostics, key=lambda d: d.line)
 
 
@@ -783,4 +808,4 @@ def _plain(text: str) -> str:
 
 def _tag(name: str) -> str:
     """An Anki tag: no spaces (Anki splits tags at spaces)."""
-    return "_".join(unicodedata.normalize("NFC", _plain(name)).split())
+    return "_".join(_plain(name).split())
