@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from deckgen.run import (
     TIMED_OUT,
     CodeRunner,
     RunResult,
+    filesystem_isolated,
     network_isolated,
     outputs_match,
     trim_output,
@@ -214,6 +218,167 @@ def test_network_is_unreachable_when_isolated(runner: CodeRunner) -> None:
         result = runner.run(code, "python")
     assert result.status == RAN
     assert result.output.startswith("no network:")
+
+
+# --- read-only file system ------------------------------------------------------------------
+
+
+@pytest.fixture
+def isolated_runner(runner: CodeRunner) -> CodeRunner:
+    if not filesystem_isolated():
+        pytest.skip("mount namespaces are not available here")
+    return runner
+
+
+def _write_code(path: str) -> str:
+    return f"with open({path!r}, 'w') as f:\n    f.write('written by a block')\n"
+
+
+def test_filesystem_is_isolated_wherever_the_network_is() -> None:
+    # Both come from the same namespaces: as root, or wherever a user namespace gave the
+    # network one, a mount namespace is allowed too. Keeps the tests below from skipping quietly.
+    if not network_isolated() or os.geteuid() != 0:
+        pytest.skip("no namespaces, or not root")
+    assert filesystem_isolated()
+
+
+@pytest.mark.parametrize("where", ["test folder", "home", "repository"])
+def test_a_block_cannot_write_outside_its_directory(isolated_runner: CodeRunner, tmp_path: Path,
+                                                    where: str) -> None:
+    name = f"deckgen-run-test-{uuid.uuid4().hex}.txt"
+    target = {"test folder": tmp_path / name,
+              "home": Path(os.path.expanduser(f"~/{name}")),
+              "repository": REPO / "deckgen" / name}[where]
+    try:
+        result = isolated_runner.run(_write_code(str(target)), "python")
+        assert not target.exists()
+    finally:
+        target.unlink(missing_ok=True)
+    assert result.status == FAILED
+    assert result.output.rstrip().endswith(
+        f"OSError: [Errno 30] Read-only file system: '{target}'")
+
+
+def test_a_block_cannot_reach_the_builders_files_through_proc(
+        isolated_runner: CodeRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc/<pid>/cwd of the builder leads to its own, writable view of the disk.
+    monkeypatch.chdir(tmp_path)
+    target = f"/proc/{os.getpid()}/cwd/escaped.txt"
+    result = isolated_runner.run(_write_code(target), "python")
+    assert result.status == FAILED
+    assert result.output.rstrip().endswith(f"PermissionError: [Errno 13] Permission denied: "
+                                           f"'{target}'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_block_cannot_make_the_disk_writable_again(isolated_runner: CodeRunner,
+                                                     tmp_path: Path) -> None:
+    target = tmp_path / "after-remount.txt"
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "MS_REMOUNT, MS_BIND = 0x20, 0x1000\n"
+            "for path in (b'/', b'/tmp'):\n"
+            "    print(libc.mount(None, path, None, MS_REMOUNT | MS_BIND, None),"
+            " os.strerror(ctypes.get_errno()))\n" + _write_code(str(target)))
+    result = isolated_runner.run(code, "python")
+    assert result.output.startswith("-1 Operation not permitted\n-1 Operation not permitted\n")
+    assert result.output.rstrip().endswith("Read-only file system: " + repr(str(target)))
+    assert not target.exists()
+
+
+def test_a_block_still_writes_its_own_directory_and_temporary_files(
+        isolated_runner: CodeRunner) -> None:
+    code = ("import os, tempfile\n" + WRITES_FILE_TXT +
+            "with tempfile.NamedTemporaryFile('w+') as f:\n"
+            "    f.write('temporary'); f.seek(0)\n"
+            "    print(f.read(), os.path.dirname(f.name) == os.getcwd())\n"
+            "os.makedirs('out/deeper')\nprint(sorted(os.listdir('.')))\n")
+    result = isolated_runner.run(code, "python")
+    assert result.status == RAN, result.output
+    assert result.output == ("Hello, AI!\n.\ntemporary True\n"
+                             "['file.txt', 'main.py', 'out']\n")
+
+
+def test_a_block_still_reads_system_files_and_uses_dev_null(isolated_runner: CodeRunner) -> None:
+    code = ("import json, os\n"
+            f"print(open({__file__!r}, encoding='utf-8').readline().strip())\n"
+            "with open(os.devnull, 'w') as f:\n    print(f.write('discarded'))\n"
+            "print(json.dumps({'ok': True}))\n")
+    result = isolated_runner.run(code, "python")
+    assert result.status == RAN, result.output
+    first_line = Path(__file__).read_text(encoding="utf-8").splitlines()[0].strip()
+    assert result.output == f"{first_line}\n9\n{{\"ok\": true}}\n"
+
+
+def test_shared_memory_is_private_to_the_block(isolated_runner: CodeRunner) -> None:
+    # multiprocessing's locks are POSIX semaphores in /dev/shm: it must stay writable, but what
+    # a block leaves there must not stay on the builder's machine.
+    name = f"deckgen-run-test-{uuid.uuid4().hex}"
+    code = ("import multiprocessing\nlock = multiprocessing.Lock()\n"
+            "with lock:\n    print('locked')\n"
+            f"open('/dev/shm/{name}', 'w').write('left behind')\nprint('written')\n")
+    try:
+        result = isolated_runner.run(code, "python")
+        left = Path("/dev/shm", name).exists()
+    finally:
+        Path("/dev/shm", name).unlink(missing_ok=True)
+    assert result.output == "locked\nwritten\n"
+    assert not left
+
+
+def test_blocks_run_in_parallel_each_keep_their_own_writable_directory(tmp_path: Path) -> None:
+    if not filesystem_isolated():
+        pytest.skip("mount namespaces are not available here")
+    blocks = []
+    for i in range(6):
+        code = (f"import time\nopen('file.txt', 'w').write('block {i}')\ntime.sleep(0.05)\n"
+                "print(open('file.txt').read())\n"
+                f"try:\n    open({str(tmp_path / f'outside-{i}.txt')!r}, 'w')\n"
+                "except OSError as error:\n    print(error.strerror)\n")
+        blocks.append((code, "python"))
+    results = CodeRunner(cache_dir=None, workers=2).run_many(blocks)
+    assert [r.output for r in results] == [f"block {i}\nRead-only file system\n"
+                                           for i in range(6)]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bootstrap_isolates_a_user_that_is_not_root() -> None:
+    """The non-root path: an unprivileged user namespace gives the same read-only disk.
+
+    The venv's interpreter lives where `nobody` cannot go, so the system's Python runs it.
+    """
+    system_python = Path("/usr/bin/python3")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    if os.geteuid() != 0 or not system_python.exists():
+        pytest.skip("needs root (to become nobody) and /usr/bin/python3")
+    # Not in tmp_path: pytest's folder is root's alone, and nobody must reach its directory the
+    # way a builder reaches its own. Without isolation, nobody could write to both folders.
+    with tempfile.TemporaryDirectory(prefix="deckgen-test-") as folder:
+        outer = Path(folder)
+        home = outer / "block"
+        home.mkdir()
+        for path in (outer, home):
+            path.chmod(0o755)
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        code = ("import os\nprint(os.getuid(), os.readlink('/proc/self/ns/net'))\n"
+                "open('inside.txt', 'w').write('mine')\nprint(open('inside.txt').read())\n"
+                "try:\n    open('../outside.txt', 'w')\n"
+                "except OSError as error:\n    print(error.strerror)\n")
+        command = [str(system_python), "-I", "-c", run_module._BOOTSTRAP, "5", str(256 << 20),
+                   str(1 << 20), str(system_python), "-I", "-c", code]
+        done = subprocess.run(command, cwd=home, user=nobody.pw_uid, group=nobody.pw_gid,
+                              extra_groups=[], env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+                              capture_output=True, text=True, timeout=10)
+        escaped = (outer / "outside.txt").exists()
+    uid, namespace = done.stdout.split("\n", 1)[0].split()
+    if namespace == os.readlink("/proc/self/ns/net"):
+        pytest.skip("unprivileged user namespaces are not allowed here")
+    assert not escaped
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == ["mine", "Read-only file system"]
+    assert int(uid) == nobody.pw_uid  # the block keeps its own uid
 
 
 def test_long_output_is_trimmed_with_a_marker(runner: CodeRunner) -> None:
