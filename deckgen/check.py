@@ -70,7 +70,7 @@ def lint_text(path: Path, text: str) -> list[Diagnostic]:
     Warnings: unbalanced braces in math, doubled delimiters (`$\\( x \\)$`), `$` pairs that turn
     prices into math, an escaped `\\$` inside math, fence languages Pygments cannot highlight.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     try:
         found = _Linter(path, text).run()
     except (RecursionError, RuntimeError, ValueError, IndexError) as exc:  # the parser gave up
@@ -86,7 +86,7 @@ class _Linter:
         self.found: list[Diagnostic] = []
 
     def run(self) -> list[Diagnostic]:
-        md = _markdown()
+        parser = _parser()
         titles: list[tuple[int, str]] = []  # (1-based line, inner Markdown) of raw headings
         counted = [0, 0]  # offset and line reached, to number headings in one pass
 
@@ -100,7 +100,7 @@ class _Linter:
 
         source = _RAW_HEADING.sub(blank_heading, self.text) if "<" in self.text else self.text
         verbatim: list[tuple[int, int]] = []  # line spans of code and raw HTML blocks
-        for token in md.parse(source.replace("\0", "\ufffd")):
+        for token in parser.md.parse(source.replace("\0", "\ufffd")):
             if token.type in ("fence", "code_block", "html_block") and token.map:
                 verbatim.append((token.map[0], token.map[1]))
             if token.type == "fence":
@@ -108,12 +108,12 @@ class _Linter:
             elif token.type.startswith("math_block") and token.map:
                 self._check_math(token, token.map[0] + 1)
             elif token.type == "inline" and token.map:
-                self._check_inline(md, token.content, token.map[0] + 1)
+                self._check_inline(parser, token.content, token.map[0] + 1)
         starts = [span[0] for span in verbatim]
         for line, title in titles:
             k = bisect.bisect_right(starts, line - 1) - 1
             if k < 0 or verbatim[k][1] < line:  # a heading line inside code is code
-                self._check_inline(md, title, line)
+                self._check_inline(parser, title, line)
         return self.found
 
     def _report(self, line: int, level: str, message: str) -> None:
@@ -148,11 +148,10 @@ class _Linter:
 
     # --- inline math ---
 
-    def _check_inline(self, md: MarkdownIt, src: str, first_line: int) -> None:
+    def _check_inline(self, parser: _Parser, src: str, first_line: int) -> None:
         if "$" not in src and "\\" not in src:
             return
-        trace = _Trace(src)
-        md.inline.parse(src, md, {_TRACE_KEY: trace}, [])
+        trace = _trace_inline(parser, src)
         newlines: list[int] = []
 
         def line_of(offset: int) -> int:
@@ -278,8 +277,48 @@ def _known_language(language: str) -> bool:
     return True
 
 
+# Inline rules that never consume a `$` or `\` in a source without "`", "<" or "[" (no code
+# spans, HTML, autolinks or links): there, the math and escape rules alone decide.
+_SCANNABLE_RULES = frozenset(
+    {"deckgen_check_trace", "text", "newline", "math_inline", "math_inline_bracket", "escape",
+     "backticks", "emphasis", "link", "image", "autolink", "html_inline", "entity"}
+)
+_NEEDS_TOKENIZER = re.compile(r"[`<\[]")
+_MATH_OR_ESCAPE = re.compile(r"[$\\]")
+_ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\n")
+
+
+@dataclass(frozen=True)
+class _Parser:
+    md: MarkdownIt
+    trace: Callable[[StateInline, bool], bool]
+    scannable: bool  # the configuration has no inline rule beyond _SCANNABLE_RULES
+
+
+def _trace_inline(parser: _Parser, src: str) -> _Trace:
+    """The math spans and raw delimiters the renderer's inline parser finds in `src`."""
+    trace = _Trace(src)
+    env = {_TRACE_KEY: trace}
+    if not parser.scannable or _NEEDS_TOKENIZER.search(src):
+        parser.md.inline.parse(src, parser.md, env, [])
+        return trace
+    # Most paragraphs: only `$` and `\` matter, so visit just those, as the tokenizer would
+    # (several times faster on a math-heavy file than tokenizing every character).
+    state = StateInline(src, parser.md, env, [])
+    pos = 0
+    while found := _MATH_OR_ESCAPE.search(src, pos):
+        state.pos = found.start()
+        if parser.trace(state, False):
+            pos = state.pos
+        elif src[found.start()] == "\\" and src[found.start() + 1 : found.start() + 2] in _ESCAPABLE:
+            pos = found.start() + 2  # the escape rule takes `\` and the character after it
+        else:
+            pos = found.start() + 1
+    return trace
+
+
 @functools.lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
+def _parser() -> _Parser:
     """The renderer's parser, with inline parsing left to `_Linter` and a tracing rule in front."""
     md = make_markdown()
     active = zip(md.inline.ruler.get_active_rules(), md.inline.ruler.getRules(""))
@@ -299,7 +338,7 @@ def _markdown() -> MarkdownIt:
         elif ch != "$":
             return False
         # The math rules come right after `text` and `newline`, which never match at `$` or
-        # `\`, so trying them here is exactly what the tokenizer would do next.
+        # `\\`, so trying them here is exactly what the tokenizer would do next.
         for rule in math_rules:
             if rule(state, False):
                 record.math.append((start, state.tokens[-1]))
@@ -309,4 +348,5 @@ def _markdown() -> MarkdownIt:
 
     md.inline.ruler.before("text", "deckgen_check_trace", trace)
     md.disable("inline")  # the core rule: _Linter parses each inline source itself, traced
-    return md
+    scannable = set(md.inline.ruler.get_active_rules()) <= _SCANNABLE_RULES
+    return _Parser(md, trace, scannable)

@@ -4,8 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from deckgen.check import lint_text
+from deckgen.check import _parser, _trace_inline, lint_text
+from deckgen.markdown import make_markdown
 from deckgen.model import ERROR, WARNING
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -273,3 +276,26 @@ def test_corpus_findings_checked_by_hand() -> None:
         # its one `cmd` fence is Windows batch, which Pygments knows
         "编程基础：Python/AI行业常用Python代码案例考频考点.md": [],
     }
+
+
+# --- lint sees the renderer's math ----------------------------------------------------------------
+
+_INLINE_PIECES = st.sampled_from(
+    ["$", "$$", "\\", "\\(", "\\\\(", "\\)", "\\[", "\\]", "\\$", "\\\\", "`", "``", "[", "]", "(", ")", "<", ">",
+     "<b>", "![", "](x)", "*", "_", "{", "}", "&amp;", "x_i", "5", " ", "\n", "  \n", "价格", "，", "a"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example("\\\\(x\\) $y$")  # an escaped backslash, then `(`: no math until `$y$`
+@example("\\$x$ \\\\$y$")
+@given(st.lists(_INLINE_PIECES | st.text(max_size=3), max_size=40).map("".join))
+def test_lint_sees_exactly_the_math_the_renderer_parses(src: str) -> None:
+    # The lint's shortcut (visiting only `$` and `\`) must agree with markdown-it's tokenizer.
+    rendered = [
+        (token.type, token.content)
+        for token in make_markdown().parseInline(src)[0].children or []
+        if token.type.startswith("math")
+    ]
+    seen = [(token.type, token.content) for _, token in _trace_inline(_parser(), src).math]
+    assert seen == rendered
