@@ -51,20 +51,21 @@ _RAW_OPEN = re.compile(r"[ \t]*<h([1-6])(\s[^>]*)?>", re.IGNORECASE)
 _ID_ATTR = re.compile(r"""\bid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _RAW_CLOSE = {n: re.compile(rf"</h{n}\s*>", re.IGNORECASE) for n in "123456"}
 _RAW_CLOSE_LOOKAHEAD = 5  # lines; a heading split over more lines is not a heading we know
-_ID_MARKER = re.compile(r"<!--\s*deckgen-id:\s*(.*?)\s*-->")
-_ID_MARKER_LINE = re.compile(r"^\s*<!--\s*deckgen-id:\s*(.*?)\s*-->\s*$")
+# Patterns are written to run in linear time on any line (no nested or adjacent unbounded
+# repeats that can backtrack into each other): sources can be 10 MB of anything.
+_ID_MARKER = re.compile(r"<!--\s*deckgen-id:")
 _TOC_TITLE = "目录"
-_TOC_LINK = re.compile(r"^\s*(?:[-*+]|\d+[.)])?\s*\[(.*?)\]\(\s*#(.*?)\s*\)\s*$")
+_ORDERED_MARKER = re.compile(r"\d{1,9}[.)]")
 _NUMBERED = re.compile(r"^\s*\d+\s*(?:[.．、)）:：]|\s)")
 _OUTPUT_LABEL = re.compile(
     r"^[*_\s]*(?:输出结果|运行结果|输出|output)[*_\s]*[:：][*_\s]*$", re.IGNORECASE
 )
-_HTML_TAG = re.compile(r"<[^>]*>")
+_HTML_TAG = re.compile(r"<[^<>]*>")
 _INLINE_MARKS = re.compile(r"[*`]+")
 # HTML blocks that a blank line does not end: a raw heading inside one is content, not structure.
 _OPAQUE_HTML = re.compile(r"\s*<(?:!--|pre|script|style|textarea)", re.IGNORECASE)
 _CONTAINER_PREFIX = re.compile(r"^[\s>]*")
-_FRONT_MATTER_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.*?)\s*$")
+_FRONT_MATTER_LINE = re.compile(r"([A-Za-z0-9_-]+)[ \t]*:(.*)")
 _README = "readme.md"
 _SKIPPED_DIRS = {"build"}
 
@@ -341,22 +342,39 @@ def _raw_to_heading(raw: _RawHeading) -> _Heading:
 
 def _take_id_marker(heading: _Heading, work: list[str]) -> None:
     """Pin the heading's key from `<!-- deckgen-id: x -->` at its end or on the next line."""
-    found = _ID_MARKER.search(heading.text)
+    found = _find_id_marker(heading.text)
     if found:
-        heading.text = (heading.text[: found.start()] + heading.text[found.end() :]).strip()
+        start, end, pinned = found
+        heading.text = (heading.text[:start] + heading.text[end:]).strip()
     elif heading.raw and heading.body_start < heading.end:  # glued after </hN> on its line
-        trailing = work[heading.body_start]
-        found = _ID_MARKER.match(trailing.strip())
-        if found:
-            work[heading.body_start] = trailing.strip()[found.end() :].strip()
+        trailing = work[heading.body_start].strip()
+        found = _find_id_marker(trailing)
+        if found and found[0] == 0:
+            work[heading.body_start] = trailing[found[1] :].strip()
             if not work[heading.body_start]:
                 heading.body_start = heading.end
+        else:
+            found = None
     if not found and heading.body_start < len(work):
-        found = _ID_MARKER_LINE.match(work[heading.body_start])
-        if found:
+        line = work[heading.body_start].strip()
+        found = _find_id_marker(line)
+        if found and (found[0], found[1]) == (0, len(line)):
             work[heading.body_start] = ""  # the marker is no part of the answer
-    if found and found.group(1).strip():
-        heading.pinned_id = found.group(1).strip()
+        else:
+            found = None
+    if found and found[2]:
+        heading.pinned_id = found[2]
+
+
+def _find_id_marker(text: str) -> tuple[int, int, str] | None:
+    """(start, end, id) of the first `<!-- deckgen-id: … -->` in `text`."""
+    opening = _ID_MARKER.search(text)
+    if not opening:
+        return None
+    close = text.find("-->", opening.end())
+    if close < 0:
+        return None
+    return opening.start(), close + 3, text[opening.end() : close].strip()
 
 
 def _fences(tokens: list[Token]) -> list[_Fence]:
@@ -458,7 +476,7 @@ def _front_matter(tokens: list[Token]) -> dict[str, str]:
     for line in tokens[0].content.split("\n"):
         found = _FRONT_MATTER_LINE.match(line)
         if found:
-            value = found.group(2)
+            value = found.group(2).strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
                 value = value[1:-1]
             values[found.group(1)] = value
@@ -476,10 +494,27 @@ def _parse_toc(doc: _Doc) -> list[TocEntry]:
             continue
         stop = doc.headings[k + 1].line if k + 1 < len(doc.headings) else len(doc.lines)
         for n in range(heading.end, stop):
-            found = _TOC_LINK.match(doc.lines[n])
-            if found:
-                entries.append(TocEntry(found.group(1).strip(), found.group(2), n + 1))
+            link = _toc_link(doc.lines[n])
+            if link:
+                entries.append(TocEntry(link[0], link[1], n + 1))
     return entries
+
+
+def _toc_link(line: str) -> tuple[str, str] | None:
+    """(title, anchor) of a `- [1.title](#anchor)` line; the anchor may hold parentheses."""
+    text = line.strip()
+    if text[:1] in ("-", "*", "+"):
+        text = text[1:].lstrip()
+    else:
+        number = _ORDERED_MARKER.match(text)
+        if number:
+            text = text[number.end() :].lstrip()
+    if not (text.startswith("[") and text.endswith(")")):
+        return None
+    middle = text.find("](#")
+    if middle < 0:
+        return None
+    return text[1:middle].strip(), text[middle + 3 : -1].strip()
 
 
 def _detect_layout(doc: _Doc, toc: list[TocEntry]) -> str:
@@ -618,7 +653,7 @@ def _kb_question_headings(headings: list[_Heading], toc: list[TocEntry]) -> list
     claimed = {
         toc_keys[key]
         for h in headings
-        if h.raw and not h.is_toc
+        if toc_keys and h.raw and not h.is_toc
         for key in _heading_keys(h)
         if key in toc_keys
     }

@@ -408,6 +408,23 @@ def test_edge_inputs_do_not_raise() -> None:
         parse_file(Path("e.md"), text, root=Path("."))
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "# 章\n\n## 【一】q <!-- deckgen-id: a" + " " * n + "b\n\nx\n",
+        lambda n: "# 章\n\n## 【一】q\n<!-- deckgen-id: a" + " " * n + "b\n\nx\n",
+        lambda n: "---\na: x" + " " * n + "y\n---\n# 章\n",
+        lambda n: "# 目录\n" + " " * n + "x\n",
+        lambda n: "# 目录\n" + "- [1.a](#1.a" * (n // 10) + "\n",
+        lambda n: "<h1 id='a" + " " * n + "\n",
+    ],
+)
+def test_pathological_lines_take_linear_time(make) -> None:
+    start = time.perf_counter()
+    parse_file(Path("x.md"), make(300_000), root=Path("."))
+    assert time.perf_counter() - start < 1.0
+
+
 def test_parse_time_grows_linearly() -> None:
     def timed(n: int) -> float:
         text = "".join(
