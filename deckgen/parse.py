@@ -518,9 +518,15 @@ def _toc_link(line: str) -> tuple[str, str] | None:
 
 
 def _detect_layout(doc: _Doc, toc: list[TocEntry]) -> str:
-    if any(h.raw and not h.is_toc and not QUESTION_MARKER.match(h.text) for h in doc.headings):
+    # Counted, not just seen: an article may give a section a raw `<h1 id>`, and a knowledge-base
+    # answer may have a `### 【一】` heading of its own.
+    marked = sum(1 for h in doc.headings if QUESTION_MARKER.match(h.text))
+    raw = sum(1 for h in doc.headings if h.raw and not h.is_toc) - sum(
+        1 for h in doc.headings if h.raw and QUESTION_MARKER.match(h.text)
+    )
+    if raw > marked:
         return KNOWLEDGE_BASE
-    if any(QUESTION_MARKER.match(h.text) for h in doc.headings):
+    if marked:
         return ARTICLE
     toc_keys = {k for entry in toc for k in _entry_keys(entry)}
     if toc_keys and any(_is_numbered(h.text) and _heading_keys(h) & toc_keys for h in doc.headings):

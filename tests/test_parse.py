@@ -186,6 +186,18 @@ def test_article_section_is_the_nearest_shallower_heading_and_any_numeral_works(
     ]
 
 
+def test_layout_is_decided_by_what_most_headings_are() -> None:
+    article = '<h1 id="ai">AI绘画基础</h1>\n\n## 【一】问题一\n\n答案。\n\n## 【二】问题二\n\n答案。\n'
+    source, _ = parse_file(Path("a.md"), article, root=Path("."))
+    assert source.layout == "article"
+    assert [(q.section, q.title) for q in source.questions] == [("AI绘画基础", "问题一"), ("AI绘画基础", "问题二")]
+    kb = '<h1 id="1.a">1.问题一</h1>\n\n### 【一】小节\n\n答案。\n\n<h1 id="2.b">2.问题二</h1>\n\n答案。\n'
+    source, _ = parse_file(Path("k.md"), kb, root=Path("."))
+    assert source.layout == "knowledge-base"
+    assert [q.title for q in source.questions] == ["问题一", "问题二"]
+    assert "### 【一】小节" in source.questions[0].answer
+
+
 def test_split_article_merges_sections_by_name_in_order() -> None:
     corpus = parse_sources([FIXTURES / "article_split"])
     assert corpus.diagnostics == []
