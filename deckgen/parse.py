@@ -521,8 +521,8 @@ def _detect_layout(doc: _Doc, toc: list[TocEntry]) -> str:
     # Counted, not just seen: an article may give a section a raw `<h1 id>`, and a knowledge-base
     # answer may have a `### 【一】` heading of its own.
     marked = sum(1 for h in doc.headings if QUESTION_MARKER.match(h.text))
-    raw = sum(1 for h in doc.headings if h.raw and not h.is_toc) - sum(
-        1 for h in doc.headings if h.raw and QUESTION_MARKER.match(h.text)
+    raw = sum(
+        1 for h in doc.headings if h.raw and not h.is_toc and not QUESTION_MARKER.match(h.text)
     )
     if raw > marked:
         return KNOWLEDGE_BASE

@@ -186,6 +186,14 @@ def test_article_section_is_the_nearest_shallower_heading_and_any_numeral_works(
     ]
 
 
+def test_article_raw_subheading_inside_an_answer_stays_as_a_heading_line() -> None:
+    text = '# 章节\n\n## 【一】问题\n\n开头。\n\n<h3 id="sub">小节 $x$</h3>\n紧贴的文字。\n'
+    source, _ = parse_file(Path("a.md"), text, root=Path("."))
+    [question] = source.questions
+    assert question.answer == "开头。\n\n### 小节 $x$\n紧贴的文字。"
+    assert question.answer_line == 5
+
+
 def test_layout_is_decided_by_what_most_headings_are() -> None:
     article = '<h1 id="ai">AI绘画基础</h1>\n\n## 【一】问题一\n\n答案。\n\n## 【二】问题二\n\n答案。\n'
     source, _ = parse_file(Path("a.md"), article, root=Path("."))
