@@ -780,6 +780,7 @@ def _question(
         key=key or normalize_key(title),
         tags=tuple(dict.fromkeys(t for t in tags if t)),
         explicit_id=explicit,
+        pinned=heading.pinned_id is not None,
         code_blocks=_code_blocks(doc, answer.line, answer.end),
     )
 

@@ -136,7 +136,8 @@ def test_article_answer_keeps_its_own_headings_and_fenced_hash_lines() -> None:
 def test_article_code_block_with_claimed_output_and_pinned_id() -> None:
     source, _ = parse(ARTICLE)
     second = source.questions[1]
-    assert second.explicit_id == "train-flow" and second.key == "train-flow"
+    assert second.explicit_id == "train-flow" and second.key == "train-flow" and second.pinned
+    assert not source.questions[0].pinned
     assert "deckgen-id" not in second.answer
     assert second.answer_line == line_of(ARTICLE, "先预训练")
     [block] = second.code_blocks
@@ -151,6 +152,7 @@ def test_article_raw_heading_gives_explicit_id_and_keeps_glued_text() -> None:
     source, _ = parse(ARTICLE)
     rope = source.questions[2]
     assert rope.explicit_id == "rope-feature" and rope.key == "rope-feature"
+    assert not rope.pinned  # an HTML id names the question; only the marker pins it
     assert rope.line == line_of(ARTICLE, '<h2 id="rope-feature">')
     assert rope.answer_line == rope.line + 1
     assert rope.answer == "旋转位置编码紧贴在标题下面，$\\theta_i$ 随位置变化。"
@@ -308,7 +310,7 @@ def test_kb_raw_toc_heading_text_after_closing_tag_output_and_pin() -> None:
     [block] = softmax.code_blocks
     assert block.claimed_output == "1.0\n"
     assert block.claimed_output_line == line_of(LOSS, "```text")
-    assert (cross.explicit_id, cross.key) == ("cross-entropy", "cross-entropy")
+    assert (cross.explicit_id, cross.key, cross.pinned) == ("cross-entropy", "cross-entropy", True)
     assert cross.answer.startswith("交叉熵衡量") and cross.answer_line == line_of(LOSS, "交叉熵衡量")
 
 
@@ -400,10 +402,12 @@ def test_non_utf8_file_is_reported_and_the_others_still_parse(tmp_path: Path) ->
 # --- Never raise, linear time --------------------------------------------------------------------
 
 FRAGMENTS = [
-    "# 章节", "## 【一】问题", "## 【十二】", "【一】", "<h2 id='1.x'>1.x</h2>", '<h1 id="目录">目录</h1>',
-    "  <h3 id=\"q\">3.q $x$</h3>glued", "<h2 id='open'>unclosed", "# 目录", "- [1.x](#1.x)", "```", "```python",
-    "~~~", "    indented", "输出：", "<!-- deckgen-id: k -->", "<!--", "-->", "## 3. 编号", "## 1、分组", "$$", "> quote",
-    "- item", "  - nested", "---", "text", "", "\t", "\r", "\ufeff", "\0", "</h2>", "<pre>", "setext", "===",
+    "# 章节", "## 【一】问题", "## 【十二】", "【一】", "<h2 id='1.x'>1.x</h2>",
+    '<h1 id="目录">目录</h1>', "  <h3 id=\"q\">3.q $x$</h3>glued", "<h2 id='open'>unclosed",
+    "# 目录", "- [1.x](#1.x)", "```", "```python", "~~~", "    indented", "输出：",
+    "<!-- deckgen-id: k -->", "<!--", "-->", "## 3. 编号", "## 1、分组", "$$", "> quote",
+    "- item", "  - nested", "---", "text", "", "\t", "\r", "\ufeff", "\0", "</h2>", "<pre>",
+    "setext", "===",
 ]
 
 
@@ -422,10 +426,25 @@ def test_parse_file_never_raises_and_keeps_line_mapping(parts: list[str], sep: s
     coverage(source)
 
 
-def test_edge_inputs_do_not_raise() -> None:
-    for text in ["", "\ufeff", "【一】", "## 【一】", "\n\n\n", "- " * 500 + "x", "".join("  " * i + "- x\n" for i in range(500)),
-                 "```\n" * 3, "<h1 id='x'>" * 1000, "> " * 1000 + "# x"]:
-        parse_file(Path("e.md"), text, root=Path("."))
+@pytest.mark.parametrize(
+    ("text", "questions", "messages"),
+    [
+        ("", 0, []),
+        ("\ufeff", 0, []),
+        ("【一】", 0, []),
+        ("# 章\n## 【一】", 0, ["question heading has no title: no card"]),
+        ("- " * 500 + "x", 0, []),
+        ("".join("  " * i + "- x\n" for i in range(500)), 0, []),
+        ("> " * 1000 + "# x", 0, []),
+        ("```\n" * 3, 0, []),
+        ("<h1 id='x'>" * 1000, 0, []),
+        ('<h1 id="x">1.题</h1>\n答\n' * 1000, 1000, []),
+    ],
+)
+def test_edge_inputs(text: str, questions: int, messages: list[str]) -> None:
+    source, problems = parse_file(Path("e.md"), text, root=Path("."))
+    assert len(source.questions) == questions
+    assert [p.message for p in problems] == messages
 
 
 @pytest.mark.parametrize(
