@@ -126,7 +126,8 @@ class _Linter:
         line = start + 1
         # A closed fence's content excludes both fence lines; an unclosed one runs to where
         # its container (the file, a list item, a quote) ends.
-        if token.content.count("\n") != end - start - 2:
+        content_lines = token.content.count("\n") + (not token.content.endswith("\n") and token.content != "")
+        if content_lines != end - start - 2:
             if end >= self.line_count:
                 self._report(
                     line,
@@ -200,13 +201,13 @@ class _Linter:
 
     def _check_dollar_pair(self, src: str, offset: int, math: Token, line: int) -> None:
         """`$…$` the renderer pairs although the author hardly meant a formula."""
-        after = offset + len(math.content) + 2
-        if math.content[:1].isdigit() and src[after : after + 1].isdigit():
+        closing = offset + len(math.content) + 1
+        if _literal_dollar(src, offset) and _literal_dollar(src, closing):
             self._report(
                 line,
                 WARNING,
-                f"dollar signs pair into math: `{_snippet(src[offset:after + 4])}` renders "
-                f"`{_snippet(math.content)}` as a formula; write prices as `\\$`",
+                f"dollar signs pair into math: `{_snippet(src[offset:closing + 4])}` renders "
+                f"`{_snippet(math.content)}` as a formula; write a literal dollar as `\\$`",
             )
         if "\\$" in math.content:
             self._report(
@@ -234,12 +235,18 @@ class _Linter:
             self._report(line, WARNING, f"unbalanced braces in math `{_snippet(content)}`: {what}")
 
 
+def _literal_dollar(src: str, offset: int) -> bool:
+    """Whether the `$` at `offset` reads as a price or a shell variable: $5, $ 10, $HOME, ${DIR}."""
+    after = src[offset + 1 : offset + 1 + _SNIPPET_LENGTH]
+    return bool(_PRICE_AFTER.match(after) or _SHELL_VARIABLE.match(after))
+
+
 def _means_math(src: str, offset: int) -> bool:
     """Whether a `$` the renderer left raw reads as a formula's start or end (not a price or a variable)."""
     before = src[max(0, offset - 1) : offset]
-    after = src[offset + 1 : offset + 1 + _SNIPPET_LENGTH]
-    if before.isdigit() or _PRICE_AFTER.match(after) or _SHELL_VARIABLE.match(after):
-        return False  # 5$, $5, $ 10, ${MODEL_DIR}, $HOME
+    if before.isdigit() or _literal_dollar(src, offset):  # 5$, $5, $HOME
+        return False
+    after = src[offset + 1 : offset + 2]
     return _MATH_START.match(after) is not None or _MATH_END.search(before) is not None
 
 

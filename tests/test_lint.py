@@ -79,7 +79,21 @@ def test_prices_the_renderer_pairs_into_math_are_a_warning_not_an_error() -> Non
 
 
 def test_shell_variables_in_prose_are_not_math() -> None:
-    assert_clean("设置 $HOME 和 ${MODEL_DIR} 两个变量。\n")
+    assert_clean("设置 $HOME 变量。\n")
+    assert_clean("设置 ${MODEL_DIR} 变量。\n")
+
+
+def test_prices_and_variables_paired_across_prose_are_a_warning() -> None:
+    line, level, message = only("这台 costs $5 per hour，那台 US$ 10。\n")
+    assert (line, level) == (1, WARNING)
+    assert message.startswith("dollar signs pair into math: `$5 per hour，那台 US$ 10")
+    line, level, message = only("变量 $HOME 与 ${MODEL_DIR} 都要设置。\n")
+    assert (line, level) == (1, WARNING)
+    assert message.startswith("dollar signs pair into math: `$HOME 与 ${MO")
+
+
+def test_formulas_next_to_numbers_are_not_prices() -> None:
+    assert_clean("取 $2$ 和 $3$，以及 $N$ 与 $KL(P||Q)$、$x$5 个。\n")
 
 
 def test_math_glued_to_chinese_punctuation() -> None:
@@ -195,9 +209,11 @@ def test_doubled_delimiters() -> None:
 
 def test_unclosed_fence_swallowing_the_rest_of_the_file() -> None:
     text = "# 章\n\n## 【一】问\n\n```python\nprint(1)\n\n## 【二】下一问\n\n答。\n"
-    assert lint(text) == [
-        (5, ERROR, "unclosed code fence opened here: everything after it, to the end of the file, becomes code")
-    ]
+    expected = [(5, ERROR, "unclosed code fence opened here: everything after it, to the end of the file, becomes code")]
+    assert lint(text) == expected
+    assert lint(text.rstrip("\n")) == expected  # no newline at the end of the file
+    assert lint("```") == [(1, *expected[0][1:])]
+    assert_clean("```\n```")
 
 
 def test_oddly_indented_closing_fences_that_commonmark_accepts() -> None:
@@ -292,6 +308,7 @@ _INLINE_PIECES = st.sampled_from(
 @given(st.lists(_INLINE_PIECES | st.text(max_size=3), max_size=40).map("".join))
 def test_lint_sees_exactly_the_math_the_renderer_parses(src: str) -> None:
     # The lint's shortcut (visiting only `$` and `\`) must agree with markdown-it's tokenizer.
+    src = src.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")  # as parsing does
     rendered = [
         (token.type, token.content)
         for token in make_markdown().parseInline(src)[0].children or []
