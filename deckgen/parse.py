@@ -8,8 +8,9 @@ Two layouts, one parser:
   contents, then one raw HTML heading `<hN id="…">33.问题</hN>` per question; the answer runs to
   the next question. Topic folder → section, file → subdeck.
 
-Block structure comes from one markdown-it parse per file (the configuration `render` uses), so
-a `#` line inside a code fence or a `$$` block is never taken for a heading. Raw question
+Block structure comes from one markdown-it block parse per file (the configuration `render`
+uses; a second one only when a raw heading turns out to sit inside code), so a `#` line inside a
+code fence or a `$$` block is never taken for a heading. Raw question
 headings are first blanked out of the text: CommonMark ends an HTML block only at a blank line,
 so text glued under a raw heading would otherwise be swallowed by it (and a fence opening there
 would be misread). Every answer keeps the file's line numbering (`answer_line + i` is the file
