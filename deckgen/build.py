@@ -13,7 +13,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +29,11 @@ from deckgen.ids import (
     resolve_identities,
     settle,
 )
+from deckgen.load import Progress, RenderedQuestion, quiz_blocks
 from deckgen.model import WARNING, CodeBlock, Corpus, Diagnostic, MediaFile, Question
 
-# Fenced blocks that are shown output or prose, not code to quiz on or run.
-TEXT_LANGUAGES = frozenset({"", "text", "txt", "plain", "plaintext", "output", "none", "log"})
 CODE_STATUSES = ("ran", "failed", "timed out", "skipped")
 
-Progress = Callable[[int, int], None]  # (questions done, questions in all)
 
 
 @dataclass
@@ -73,25 +71,16 @@ class Planned:
     sections: dict[str, SectionReport]
 
 
-# --- Step 1: sources → corpus, with every problem found on the way --------------------------------
-
-
-def load_corpus(sources: Sequence[Path]) -> Corpus:
-    from deckgen import check, parse
-
-    return parse.parse_sources(sources)  # TODO(lead): lint hook once parse lands
-
-
 # --- Step 2: questions → planned notes (render, run, identify) ------------------------------------
 
 
-def plan_notes(corpus: Corpus, lock: Lock, settings: Settings, progress: Progress | None = None) -> Planned:
-    from deckgen.render import Renderer
+def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
+               settings: Settings) -> Planned:
+    """Every note of the build, from the questions, their HTML, and what their code printed."""
     from deckgen.run import CodeRunner
 
     questions = corpus.questions
     identities, diagnostics = resolve_identities(questions, lock)
-    renderer = Renderer(allowed_roots=[p if p.is_dir() else p.parent for p in settings.sources])
     runner = CodeRunner(
         cache_dir=settings.cache_dir / "run",
         timeout=settings.timeout,
@@ -99,29 +88,28 @@ def plan_notes(corpus: Corpus, lock: Lock, settings: Settings, progress: Progres
         enabled=settings.run_code,
     )
     quizzed = [quiz_blocks(q) for q in questions]
-    flat = [b for blocks in quizzed for b in blocks]
-    results = iter(runner.run_many([(b.code, b.language) for b in flat]))
+    results = iter(runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks]))
 
     plan = Planned([], {}, identities, diagnostics, {})
-    for done, (question, identity, blocks) in enumerate(zip(questions, identities, quizzed), start=1):
+    for question, identity, blocks, html_of in zip(questions, identities, quizzed, rendered):
         report = plan.sections.setdefault(question.section, SectionReport(question.section))
-        rendered = renderer.answer(question)
-        diagnostics.extend(rendered.diagnostics)
-        plan.media.setdefault(question.section, {}).update({m.name: m for m in rendered.media})
-        report.images += len(rendered.media)
-        report.remote_images += rendered.remote_images
+        answer = html_of.answer
+        diagnostics.extend(answer.diagnostics)
+        plan.media.setdefault(question.section, {}).update({m.name: m for m in answer.media})
+        report.images += len(answer.media)
+        report.remote_images += answer.remote_images
         report.cards += 1
-        title = renderer.title(question)
+        title = html_of.title
         deck = "::".join((settings.root, *question.deck))
         crumb = " › ".join(question.deck)
         source = source_label(question, settings.sources)
         tags = note_tags(question)
         plan.notes.append(PlannedNote(
             identity.key, previous_key(identity.key, lock, identity.renamed_from), "qa",
-            identity.guid, deck, (title, rendered.html, crumb, source), tags, question.section,
+            identity.guid, deck, (title, answer.html, crumb, source), tags, question.section,
             question.title,
         ))
-        for index, block in enumerate(blocks, start=1):
+        for index, (block, code_html) in enumerate(zip(blocks, html_of.code), start=1):
             result = next(results)
             report.code_notes[result.status] += 1
             key = f"{identity.key}::code{index}"
@@ -132,7 +120,7 @@ def plan_notes(corpus: Corpus, lock: Lock, settings: Settings, progress: Progres
                 diagnostics.append(mismatch_diagnostic(question, block))
             fields = (
                 title,
-                renderer.code(block.code, block.language),
+                code_html,
                 html.escape(block.code, quote=False),
                 block.language,
                 html.escape(result.output, quote=False),
@@ -146,14 +134,7 @@ def plan_notes(corpus: Corpus, lock: Lock, settings: Settings, progress: Progres
             )
             plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
                                           question.section, question.title))
-        if progress:
-            progress(done, len(questions))
     return plan
-
-
-def quiz_blocks(question: Question) -> list[CodeBlock]:
-    """The code blocks of an answer that become code notes: code, not shown output or prose."""
-    return [b for b in question.code_blocks if b.language not in TEXT_LANGUAGES and b.code.strip()]
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -285,10 +266,12 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
         previous = _load_previous(settings, fingerprint)
         if previous is not None:
             return previous
+    from deckgen.load import load_sources
+
     report = BuildReport()
-    corpus = load_corpus(settings.sources)
-    lock = Lock.load(settings.lock)
-    plan = plan_notes(corpus, lock, settings, progress)
+    lock = Lock.load(settings.lock)  # first: a broken lock file should stop the build early
+    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress)
+    plan = plan_notes(corpus, rendered, lock, settings)
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
     for diagnostic in report.diagnostics:

@@ -23,7 +23,7 @@ QUESTION_MARKER = re.compile(r"^\s*【[一二三四五六七八九十百零〇�
 # "33." "33、" "33 " "33)" before a title; an id may glue the number to the text ("16Transformer").
 _TITLE_NUMBER = re.compile(r"^\s*\d+\s*(?:[.．、)）:：]\s*|\s+)")
 _ID_NUMBER = re.compile(r"^(?:user-content-)?\d+[.．、]?")
-_FORMATTING = re.compile(r"<[^>]*>|[*_`~\s]+")
+_FORMATTING = re.compile(r"<[^<>]*>|[*_`~\s]+")
 
 
 def strip_number(title: str) -> str:

@@ -22,7 +22,7 @@ import bisect
 import itertools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -142,21 +142,37 @@ def _markdown_files(folder: Path) -> list[Path]:
 
 def parse_sources(paths: Sequence[Path]) -> Corpus:
     """Every source file under `paths`, parsed; sections of the same name merged in order."""
-    corpus = Corpus()
-    pairs, corpus.diagnostics = discover(paths)
+    pairs, diagnostics = discover(paths)
+    return assemble([load_file(root, path) for root, path in pairs], diagnostics)
+
+
+def load_file(
+    root: Path, path: Path, lint: Callable[[Path, str], list[Diagnostic]] | None = None
+) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """One file read and parsed (and linted, given a linter); None when it cannot be read."""
+    text, diagnostics = read_source(path)
+    if text is None:
+        return None, diagnostics
+    if lint is not None:
+        diagnostics.extend(lint(path, text))
+    try:
+        source, problems = parse_file(path, text, root=root)
+    except Exception as exc:  # a parser bug must cost one file, not the whole build
+        message = f"internal error while parsing (please report): {exc!r}"
+        return None, [*diagnostics, Diagnostic(path, 0, ERROR, message)]
+    return source, diagnostics + problems
+
+
+def assemble(
+    loaded: Iterable[tuple[SourceFile | None, list[Diagnostic]]], diagnostics: list[Diagnostic]
+) -> Corpus:
+    """Parsed files in order as one corpus: sections of the same name merged in order."""
+    corpus = Corpus(diagnostics=list(diagnostics))
     sections: dict[str, Section] = {}
-    for root, path in pairs:
-        text, problems = read_source(path)
+    for source, problems in loaded:
         corpus.diagnostics.extend(problems)
-        if text is None:
+        if source is None:
             continue
-        try:
-            source, problems = parse_file(path, text, root=root)
-        except Exception as exc:  # a parser bug must cost one file, not the whole build
-            message = f"internal error while parsing (please report): {exc!r}"
-            corpus.diagnostics.append(Diagnostic(path, 0, ERROR, message))
-            continue
-        corpus.diagnostics.extend(problems)
         corpus.files.append(source)
         for question in source.questions:
             section = sections.get(question.section)

@@ -1,0 +1,180 @@
+"""Source files → parsed, linted and rendered questions: the per-file work of a build.
+
+Until questions get their identities, files are independent of each other, so they are worked
+on in parallel (one process per core) and remembered by content: a file whose text, images and
+code have not changed since the last build is not parsed or rendered again.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import pickle
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from deckgen import __version__, check, parse
+from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
+from deckgen.render import Rendered, Renderer
+
+# Fenced blocks that are shown output or prose, not code to quiz on or run.
+TEXT_LANGUAGES = frozenset({"", "text", "txt", "plain", "plaintext", "output", "none", "log", "mermaid"})
+# Below this much Markdown, starting worker processes costs more than it saves.
+PARALLEL_BYTES = 256 * 1024
+_CACHE_VERSION = 1
+
+Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
+@dataclass
+class RenderedQuestion:
+    title: str  # the question as HTML
+    answer: Rendered
+    code: list[str]  # the highlighted HTML of each of quiz_blocks(question)
+
+
+@dataclass
+class LoadedFile:
+    source: SourceFile | None  # None when the file could not be read
+    diagnostics: list[Diagnostic]
+    rendered: list[RenderedQuestion]  # one for each of source.questions
+
+
+def quiz_blocks(question: Question) -> list[CodeBlock]:
+    """The code blocks of an answer that become code notes: code, not shown output or prose."""
+    return [b for b in question.code_blocks if b.language not in TEXT_LANGUAGES and b.code.strip()]
+
+
+def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
+    """Read, lint, parse and render one source file."""
+    source, diagnostics = parse.load_file(root, path, lint=check.lint_text)
+    rendered = []
+    for question in source.questions if source else ():
+        answer = renderer.answer(question)
+        code = [renderer.code(b.code, b.language) for b in quiz_blocks(question)]
+        rendered.append(RenderedQuestion(renderer.title(question), answer, code))
+    return LoadedFile(source, diagnostics, rendered)
+
+
+def load_sources(
+    sources: Sequence[Path], cache_dir: Path | None, progress: Progress | None = None
+) -> tuple[Corpus, list[RenderedQuestion]]:
+    """The corpus of `sources` and, in the same order as its questions, their rendered HTML."""
+    pairs, diagnostics = parse.discover(sources)
+    allowed_roots = tuple(p if p.is_dir() else p.parent for p in sources)
+    cache = _FileCache(cache_dir, allowed_roots)
+    keys = [cache.key(root, path) for root, path in pairs]
+    loaded: list[LoadedFile | None] = [cache.get(k) for k in keys]
+    todo = [i for i, item in enumerate(loaded) if item is None]
+    done = len(pairs) - len(todo)
+    for index, item in _load_many([pairs[i] for i in todo], todo, allowed_roots):
+        loaded[index] = item
+        cache.put(keys[index], item)
+        done += 1
+        if progress:
+            progress(done, len(pairs))
+    files = [item for item in loaded if item is not None]
+    corpus = parse.assemble(((f.source, f.diagnostics) for f in files), diagnostics)
+    # The corpus lists questions section by section; pair them with their HTML by identity.
+    html = {id(q): r for f in files if f.source for q, r in zip(f.source.questions, f.rendered)}
+    return corpus, [html[id(q)] for q in corpus.questions]
+
+
+def _load_many(pairs: list[tuple[Path, Path]], indexes: list[int], allowed_roots: tuple[Path, ...]):  # noqa: ANN202
+    size = sum(_size(path) for _, path in pairs)
+    if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or sys.platform != "linux":
+        renderer = Renderer(allowed_roots)
+        for index, (root, path) in zip(indexes, pairs):
+            yield index, load_file(root, path, renderer)
+        return
+    # fork: the workers start with everything imported; the build has no threads yet.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
+                             initargs=(allowed_roots,)) as pool:
+        yield from zip(indexes, pool.map(_work, pairs, chunksize=4))
+
+
+_worker_renderer: Renderer | None = None
+
+
+def _start_worker(allowed_roots: tuple[Path, ...]) -> None:
+    global _worker_renderer
+    _worker_renderer = Renderer(allowed_roots)
+
+
+def _work(pair: tuple[Path, Path]) -> LoadedFile:
+    assert _worker_renderer is not None
+    return load_file(pair[0], pair[1], _worker_renderer)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class _FileCache:
+    """LoadedFile results on disk, keyed by everything that goes into them."""
+
+    def __init__(self, folder: Path | None, allowed_roots: tuple[Path, ...]) -> None:
+        self.folder = folder / "files" if folder else None
+        self.salt = repr((_CACHE_VERSION, __version__, sys.version, allowed_roots, [
+            version(p) for p in ("markdown-it-py", "mdit-py-plugins", "pygments", "nh3")]))
+        self._folder_stats: dict[Path, str] = {}
+
+    def key(self, root: Path, path: Path) -> str | None:
+        if self.folder is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        digest = hashlib.sha256(self.salt.encode())
+        digest.update(f"{root}\0{path}\0".encode())
+        digest.update(data)
+        # Images live beside the Markdown: one added, removed or replaced changes the cards.
+        digest.update(self._stats(path.parent).encode())
+        return digest.hexdigest()
+
+    def _stats(self, folder: Path) -> str:
+        if folder not in self._folder_stats:
+            entries = []
+            for dirpath, dirnames, filenames in os.walk(folder):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "build")
+                for name in sorted(filenames):
+                    if name.lower().endswith(".md"):
+                        continue
+                    try:
+                        stat = os.stat(os.path.join(dirpath, name))
+                    except OSError:
+                        continue
+                    entries.append(f"{dirpath}/{name}:{stat.st_size}:{stat.st_mtime_ns}")
+            self._folder_stats[folder] = "\n".join(entries)
+        return self._folder_stats[folder]
+
+    def get(self, key: str | None) -> LoadedFile | None:
+        if key is None or self.folder is None:
+            return None
+        try:
+            with open(self.folder / f"{key}.pickle", "rb") as handle:
+                item = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            return None
+        return item if isinstance(item, LoadedFile) else None
+
+    def put(self, key: str | None, item: LoadedFile) -> None:
+        if key is None or self.folder is None:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as handle:
+                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.folder / f"{key}.pickle")
+        except OSError:
+            pass  # a cache that cannot be written only costs time
