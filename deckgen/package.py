@@ -1,8 +1,8 @@
 """Plain note records → .apkg files, written atomically and byte-for-byte reproducibly.
 
-genanki supplies the note types and the collection schema; the writing is ours because genanki
+genanki supplies the note types and the collection schema; the rows are ours because genanki
 stamps every note with the clock (Anki ignores an update whose time is not strictly newer, and a
-rebuild of unchanged input must give identical bytes) and zips with file times.
+rebuild of unchanged input must give identical bytes), draws ids from it, and zips with file times.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from genanki.apkg_schema import APKG_SCHEMA
 
 from deckgen.model import MediaFile
 
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no build time, so equal input gives equal bytes
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -54,38 +54,6 @@ def _stable_int(*parts: str) -> int:
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
     # Anki ids are positive 53-bit-safe integers; keep them clear of small built-in ids.
     return 1 << 40 | int.from_bytes(digest[:6], "big")
-
-
-class _Note(genanki.Note):
-    """A genanki note that writes its own modification time and ids instead of the clock's."""
-
-    def __init__(self, record: NoteRecord, model: genanki.Model) -> None:
-        super().__init__(
-            model=model, fields=list(record.fields), tags=list(record.tags), guid=record.guid,
-            due=record.due,
-        )
-        self.record = record
-
-    def write_to_db(self, cursor, timestamp, deck_id, id_gen):  # noqa: ANN001 - genanki's signature
-        note_id = _stable_int("note", self.guid)
-        card_ids = iter(_stable_int("card", self.guid, str(n)) for n in range(len(self.cards)))
-        super().write_to_db(cursor, self.record.mod, deck_id, _OneThenRest(note_id, card_ids))
-
-
-class _OneThenRest:
-    """genanki draws the note id and then each card id from one iterator."""
-
-    def __init__(self, first: int, rest):  # noqa: ANN001
-        self._first, self._rest = first, rest
-
-    def __iter__(self):  # noqa: ANN204
-        return self
-
-    def __next__(self) -> int:
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        return next(self._rest)
 
 
 def write_package(
@@ -129,30 +97,42 @@ def _write_collection(db_path: Path, notes: Sequence[NoteRecord], note_types: di
         }
         cursor.execute("UPDATE col SET decks = ?, models = ?", (
             json.dumps(decks, sort_keys=True), json.dumps(models, sort_keys=True)))
-        for record in notes:
-            note = _Note(record, note_types[record.note_type].model)
-            note.write_to_db(cursor, record.mod, deck_id(record.deck), None)
+        cursor.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+            (_stable_int("note", r.guid), r.guid, note_types[r.note_type].model.model_id, r.mod, -1,
+             f" {' '.join(r.tags)} ", "\x1f".join(r.fields), r.fields[0], 0, 0, "")
+            for r in notes
+        ])
+        # One card per note (each note type has one template, and its front is never empty);
+        # new cards come in source order (due), with no scheduling of their own.
+        cursor.executemany("INSERT INTO cards VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [
+            (_stable_int("card", r.guid, "0"), _stable_int("note", r.guid), deck_id(r.deck), 0, r.mod,
+             -1, 0, 0, r.due, 0, 0, 0, 0, 0, 0, 0, 0, "")
+            for r in notes
+        ])
         conn.commit()
     finally:
         conn.close()
 
 
 def _write_zip(zip_path: Path, db_path: Path, media: Sequence[MediaFile]) -> None:
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(zip_path, "w") as archive:
         _add(archive, "collection.anki2", db_path.read_bytes())
-        archive.writestr(
-            _entry("media"), json.dumps({str(i): m.name for i, m in enumerate(media)}, ensure_ascii=False)
-        )
+        names = {str(i): m.name for i, m in enumerate(media)}
+        _add(archive, "media", json.dumps(names, ensure_ascii=False).encode("utf-8"))
         for index, item in enumerate(media):
-            _add(archive, str(index), item.source.read_bytes())
+            _add(archive, str(index), item.source.read_bytes(), compress=not _is_compressed(item.name))
 
 
-def _entry(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
+# Images in these formats are compressed already: deflating them again costs time and gains nothing.
+_COMPRESSED = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp3", ".mp4", ".ogg", ".zip")
+
+
+def _is_compressed(name: str) -> bool:
+    return name.lower().endswith(_COMPRESSED)
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, compress: bool = True) -> None:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)  # no build time: equal input, equal bytes
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
-    return info
-
-
-def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
-    archive.writestr(_entry(name), data)
+    archive.writestr(info, data, compresslevel=1 if compress else None)
