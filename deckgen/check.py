@@ -100,7 +100,9 @@ class _Linter:
 
         source = _RAW_HEADING.sub(blank_heading, self.text) if "<" in self.text else self.text
         verbatim: list[tuple[int, int]] = []  # line spans of code and raw HTML blocks
-        for token in parser.md.parse(source.replace("\0", "\ufffd")):
+        tokens = parser.md.parse(source.replace("\0", "\ufffd"))
+        self._check_nesting(tokens, parser.md.options["maxNesting"])
+        for token in tokens:
             if token.type in ("fence", "code_block", "html_block") and token.map:
                 verbatim.append((token.map[0], token.map[1]))
             if token.type == "fence":
@@ -118,6 +120,24 @@ class _Linter:
 
     def _report(self, line: int, level: str, message: str) -> None:
         self.found.append(Diagnostic(self.path, line, level, message))
+
+    # --- structure ---
+
+    def _check_nesting(self, tokens: list[Token], limit: int) -> None:
+        """Containers nested past markdown-it's limit: it skips their content, and for a list
+        everything after it too, without a word (so later questions vanish)."""
+        resume = 0  # index of the first token after the last reported skip
+        for i, token in enumerate(tokens):
+            if i < resume or token.nesting != 1 or token.level < limit - 1 or not token.map:
+                continue
+            resume = next((k for k in range(i + 1, len(tokens)) if tokens[k].map), len(tokens))
+            last = tokens[resume].map[0] if resume < len(tokens) else self.line_count
+            self._report(
+                token.map[0] + 1,
+                ERROR,
+                f"lists or quotes nested too deeply: the Markdown parser skips lines "
+                f"{token.map[0] + 1}–{max(last, token.map[0] + 1)}, so no card shows them",
+            )
 
     # --- code fences ---
 

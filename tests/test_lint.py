@@ -244,6 +244,29 @@ def test_known_and_plain_languages() -> None:
         assert_clean(f"```{language}\nx\n```\n")
 
 
+# --- nesting past the parser's limit -------------------------------------------------------------
+
+
+def test_a_list_nested_too_deeply_drops_the_rest_of_the_file() -> None:
+    text = "# 章\n\n## 【一】问\n\n" + "- " * 12 + "深处\n\n## 【二】下一问\n\n答。\n"
+    assert lint(text) == [
+        (5, ERROR, "lists or quotes nested too deeply: the Markdown parser skips lines 5–9, so no card shows them")
+    ]
+
+
+def test_a_quote_nested_too_deeply_drops_its_own_lines() -> None:
+    text = "前文\n\n" + "> " * 30 + "深处\n" + "> " * 30 + "更深\n\n后文 $x\n"
+    assert [(line, level, message.split(",")[0]) for line, level, message in lint(text)] == [
+        (3, ERROR, "lists or quotes nested too deeply: the Markdown parser skips lines 3–5"),
+        (6, ERROR, "unclosed math: `$` in `后文 $x` has no partner in its paragraph"),
+    ]
+
+
+def test_nine_list_levels_are_fine() -> None:
+    assert_clean("- " * 9 + "深处\n\n后文\n")
+    assert_clean("".join("  " * depth + "- 项\n" for depth in range(9)))
+
+
 # --- raw HTML question headings (knowledge-base layout) ------------------------------------------
 
 
