@@ -149,7 +149,8 @@ def parse_sources(paths: Sequence[Path]) -> Corpus:
 def load_file(
     root: Path, path: Path, lint: Callable[[Path, str], list[Diagnostic]] | None = None
 ) -> tuple[SourceFile | None, list[Diagnostic]]:
-    """One file read and parsed (and linted, given a linter); None when it cannot be read."""
+    """One file read, parsed, checked against its table of contents (and linted, given a
+    linter); None when it cannot be read."""
     text, diagnostics = read_source(path)
     if text is None:
         return None, diagnostics
@@ -160,7 +161,7 @@ def load_file(
     except Exception as exc:  # a parser bug must cost one file, not the whole build
         message = f"internal error while parsing (please report): {exc!r}"
         return None, [*diagnostics, Diagnostic(path, 0, ERROR, message)]
-    return source, diagnostics + problems
+    return source, diagnostics + problems + coverage(source)
 
 
 def assemble(
