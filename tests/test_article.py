@@ -1,0 +1,81 @@
+"""The shipped article, built as a user builds it, and imported into real Anki."""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+from deckgen.build import build
+from deckgen.config import Settings
+
+from .conftest import REPO
+from .test_build import open_package
+from .test_source import QUESTIONS, SECTIONS
+
+ROOT = "三年面试五年模拟"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, object]:
+    out = tmp_path_factory.mktemp("article")
+    settings = Settings(sources=(REPO / "source",), output=out / "build", lock=out / "deckgen.lock")
+    return settings, build(settings)
+
+
+def test_every_section_is_a_package_and_every_question_a_card(built, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, report = built
+    assert report.diagnostics == []
+    assert [p.stem for p in report.packages] == [*SECTIONS, ROOT]
+    notes, decks, _ = open_package(settings.output / f"{ROOT}.apkg", tmp_path)
+    qa = [n for n in notes if n["type"] == "deckgen Q&A"]
+    plain = [re.sub(r"<[^>]+>", "", html.unescape(n["Question"])) for n in qa]
+    assert sorted(plain) == sorted(QUESTIONS)
+    assert {n["deck"] for n in qa} == {f"{ROOT}::{s}" for s in SECTIONS}
+    assert all(n["Answer"].strip() for n in qa)
+
+
+def test_the_dict_to_json_example_prints_what_the_article_says(built, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, _ = built
+    notes, _, _ = open_package(settings.output / "Python编程基础.apkg", tmp_path)
+    checked = [n for n in notes if n["type"] == "deckgen Code" and n["ClaimedOutput"]]
+    assert len(checked) == 2  # json.dumps and json.loads, each followed by 输出
+    for note in checked:
+        assert note["Status"] == "ran"
+        assert note["OutputCheck"] == "matches the real output"
+        assert note["Output"] == note["ClaimedOutput"]
+    dumps = next(n for n in checked if "json.dumps" in n["RawCode"])
+    assert html.unescape(dumps["Output"]).strip().startswith('{"name": ')
+
+
+def test_shell_and_torch_examples_are_not_run_and_say_why(built, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, report = built
+    notes, _, _ = open_package(settings.output / f"{ROOT}.apkg", tmp_path)
+    code = [n for n in notes if n["type"] == "deckgen Code"]
+    bash = [n for n in code if n["Language"] == "bash"]
+    assert bash and all(n["Status"] == "skipped" and "never run" in n["Reason"] for n in bash)
+    assert any("sudo usermod" in html.unescape(n["RawCode"]) for n in bash)
+    torch = [n for n in code if "import torch" in n["RawCode"]]
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert torch and all(n["Status"] == "skipped" and n["Reason"] == "needs module torch" for n in torch)
+    counted = sum(sum(s.code_notes.values()) for s in report.sections)
+    assert counted == len(code)
+
+
+def test_the_article_imports_into_anki_and_every_card_renders(built, anki) -> None:  # noqa: ANN001
+    settings, _ = built
+    log = anki.import_package(settings.output / f"{ROOT}.apkg")
+    assert not log.conflicting
+    cards = anki.cards()
+    assert len(cards) == len(log.new) == len(anki.notes())
+    for card in cards:
+        out = card.render_output()
+        assert out.question_text.strip() and out.answer_text.strip()
+        assert "front of this card is blank" not in out.question_text.lower()
+        assert "{{" not in out.answer_text  # no template field left unfilled
+    rope = next(n for n in anki.notes("deckgen Q&A") if "ROPE" in n["Question"])
+    assert r"\[" in rope["Answer"] and r"\begin{bmatrix}" in rope["Answer"]
+    assert "<em>" not in "".join(re.findall(r"\\\[.*?\\\]", rope["Answer"], flags=re.S))
