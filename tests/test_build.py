@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from deckgen.build import build
 from deckgen.cli import main
 from deckgen.notetypes import CODE_FIELDS, QA_FIELDS
 
-from .conftest import QUESTIONS, REPO
+from deckgen.config import Settings
+
+from .conftest import PNG, QUESTIONS, REPO, SHARED_CORPUS
 
 ROOT = "三年面试五年模拟"
 
@@ -276,3 +279,80 @@ def test_an_installed_wheel_builds_from_any_folder(no_run_project, tmp_path):  #
     )
     assert result.returncode == 0, result.stderr
     assert (no_run_project.root / "build" / f"{ROOT}.apkg").is_file()
+
+
+# --- The knowledge-base layout ------------------------------------------------------------------
+
+KB_FILE = """# 目录
+- [1.什么是注意力？](#1.什么是注意力？)
+- [2.为什么要缩放？](#2.为什么要缩放？)
+
+## 1、Transformer模块
+
+<h1 id="1.什么是注意力？">1.什么是注意力？</h1>
+注意力是 $\\mathrm{softmax}(QK^T)V$。
+
+![图](./imgs/attention.png)
+
+<h1 id='2.为什么要缩放？'>2.为什么要缩放？</h1>
+
+除以 $\\sqrt{d_k}$，见 ![远程](https://example.com/a.png)。
+"""
+
+
+def _kb(root: Path, text: str = KB_FILE) -> Path:
+    folder = root / "kb" / "深度学习基础"
+    (folder / "imgs").mkdir(parents=True, exist_ok=True)
+    (folder / "imgs" / "attention.png").write_bytes(PNG)
+    (folder / "注意力机制知识点.md").write_text(text, encoding="utf-8")
+    (root / "kb" / "README.md").write_text("# 项目说明\n\n<h1 id=\"x\">不是问题</h1>\n", encoding="utf-8")
+    return root / "kb"
+
+
+def _kb_settings(tmp_path: Path, source: Path) -> Settings:
+    return Settings(sources=(source,), output=tmp_path / "out", lock=tmp_path / "kb.lock", run_code=False)
+
+
+def test_knowledge_base_files_become_subdecks_with_tags_and_media(tmp_path):  # noqa: ANN001
+    settings = _kb_settings(tmp_path, _kb(tmp_path))
+    report = build(settings)
+    assert report.diagnostics == []
+    assert [p.name for p in report.packages] == ["深度学习基础.apkg", f"{ROOT}.apkg"]
+    notes, _, media = open_package(settings.output / "深度学习基础.apkg", tmp_path)
+    assert sorted(n["Question"] for n in notes) == ["为什么要缩放？", "什么是注意力？"]
+    assert {n["deck"] for n in notes} == {f"{ROOT}::深度学习基础::注意力机制知识点"}
+    assert all("Transformer模块" in n["tags"] for n in notes)
+    assert list(media.values()) == [PNG]
+    section = report.sections[0]
+    assert (section.cards, section.images, section.remote_images) == (2, 1, 1)
+
+
+def test_knowledge_base_renumbering_keeps_guids(tmp_path):  # noqa: ANN001
+    source = _kb(tmp_path)
+    settings = _kb_settings(tmp_path, source)
+    build(settings)
+    first = {n["Question"]: n["guid"] for n in open_package(settings.output / f"{ROOT}.apkg", tmp_path)[0]}
+    renumbered = KB_FILE.replace("1.什么是注意力", "7.什么是注意力").replace("2.为什么要缩放", "3.为什么要缩放")
+    _kb(tmp_path, renumbered)
+    settings.lock.unlink()  # the ids alone keep them
+    build(settings)
+    second = {n["Question"]: n["guid"] for n in open_package(settings.output / f"{ROOT}.apkg", tmp_path)[0]}
+    assert second == first
+
+
+def test_the_shared_knowledge_base_sample_builds_and_renders_in_anki(tmp_path, anki):  # noqa: ANN001
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not here")
+    settings = _kb_settings(tmp_path, SHARED_CORPUS)
+    report = build(settings)
+    assert not report.errors
+    assert {s.name: s.cards for s in report.sections} == {"机器学习基础": 16, "深度学习基础": 56,
+                                                         "编程基础：Python": 20}
+    log = anki.import_package(settings.output / f"{ROOT}.apkg")
+    assert len(anki.notes("deckgen Q&A")) == 92 and not log.conflicting
+    assert f"{ROOT}::深度学习基础::激活函数层知识点" in anki.deck_names()
+    for card in anki.cards():
+        out = card.render_output()
+        assert out.question_text.strip() and out.answer_text.strip()
+    assert not anki.col.media.check().missing
+    assert len(os.listdir(anki.col.media.dir())) == 3  # the three local images of 激活函数层知识点
