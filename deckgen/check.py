@@ -64,11 +64,13 @@ class _Trace:
 
 
 def lint_text(path: Path, text: str) -> list[Diagnostic]:
-    """Diagnostics for one source file's decoded text, sorted by line.
+    """Diagnostics for one source file's decoded text, sorted by line; never raises.
 
-    Errors: unclosed `$`, `$$` and code fences, unbalanced `\\(`/`\\)` and `\\[`/`\\]`.
-    Warnings: unbalanced braces in math, doubled delimiters (`$\\( x \\)$`), `$` pairs that turn
-    prices into math, an escaped `\\$` inside math, fence languages Pygments cannot highlight.
+    Errors: unclosed `$`, `$$` and code fences; unbalanced `\\(`/`\\)` and `\\[`/`\\]`; lists or
+    quotes nested past the parser's limit (their lines, and after a list the rest of the file,
+    are dropped). Warnings: unbalanced braces in math; doubled delimiters (`$\\( x \\)$`); `$`
+    pairs that turn prices or shell variables into math; an escaped `\\$` inside math; a fence
+    closed only by the end of its list item; fence languages Pygments cannot highlight.
     """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     try:
@@ -365,7 +367,7 @@ def _parser() -> _Parser:
         elif ch != "$":
             return False
         # The math rules come right after `text` and `newline`, which never match at `$` or
-        # `\\`, so trying them here is exactly what the tokenizer would do next.
+        # `\`, so trying them here is exactly what the tokenizer would do next.
         for rule in math_rules:
             if rule(state, False):
                 record.math.append((start, state.tokens[-1]))
