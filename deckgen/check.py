@@ -199,7 +199,7 @@ class _Linter:
                 skip = offset + 1
                 self._report(
                     line_of(offset),
-                    ERROR,
+                    WARNING,
                     "unclosed display math `$$`: no closing `$$` before a blank line or the end of "
                     "the block",
                 )
@@ -208,7 +208,7 @@ class _Linter:
                     context = _snippet(src[max(0, offset - 12) : offset + 28])
                     self._report(
                         line_of(offset),
-                        ERROR,
+                        WARNING,
                         f"unclosed math: `$` in `{context}` has no partner in its paragraph, "
                         "so it shows as a raw `$`",
                     )
@@ -219,7 +219,7 @@ class _Linter:
                 else:
                     opening = "\\(" if delimiter == "\\)" else "\\["
                     message = f"unbalanced `{delimiter}`: no `{opening}` opens it"
-                self._report(line_of(offset), ERROR, message)
+                self._report(line_of(offset), WARNING, message)
 
     def _check_dollar_pair(self, src: str, offset: int, math: Token, line: int) -> None:
         """`$…$` the renderer pairs although the author hardly meant a formula."""

@@ -22,6 +22,7 @@ class Settings:
     output: Path = Path("build")
     root: str = "三年面试五年模拟"  # the parent deck every section becomes a subdeck of
     lock: Path = Path("deckgen.lock")
+    cache: Path | None = None  # default: .deckgen-cache beside the lock file
     templates: Path | None = None  # a folder overriding the shipped note-type templates
     run_code: bool = True
     timeout: float = 10.0  # seconds a code example may run
@@ -29,10 +30,12 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        return self.output / ".deckgen-cache"
+        """What builds remember (code results, rendered files, last shipped notes): kept out of
+        the output folder, so a check or a failed build leaves the output exactly as it was."""
+        return self.cache if self.cache is not None else self.lock.parent / ".deckgen-cache"
 
 
-_PATH_KEYS = {"output", "lock", "templates"}
+_PATH_KEYS = {"output", "lock", "templates", "cache"}
 _TYPES: dict[str, type] = {
     "root": str,
     "run_code": bool,

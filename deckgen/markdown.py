@@ -23,6 +23,10 @@ InlineRule = Callable[[StateInline, bool], bool]
 def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     """A CommonMark parser with tables, raw HTML, front matter and $/$$/\\(\\)/\\[\\] math."""
     md = MarkdownIt("commonmark", {"html": True, "highlight": highlight})
+    # Past this nesting the parser skips the rest of the file (losing every later question);
+    # CommonMark's 20 is reached by a list ten levels deep. 100 stays far from Python's
+    # recursion limit; deeper input is reported by `check` as an error.
+    md.options["maxNesting"] = 100
     md.enable("table")
     md.use(front_matter_plugin)
     md.use(
@@ -42,10 +46,54 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
         "math_inline", _math_inline_outside_code(_rule(md.inline.ruler, "math_inline"))
     )
     md.use(texmath_plugin, delimiters="brackets")
+    for ruler, name, opener, closer in (
+        (md.inline.ruler, "math_inline", "\\(", "\\)"),
+        (md.block.ruler, "math_block", "\\[", "\\]"),
+        (md.block.ruler, "math_block_eqno", "\\[", "\\]"),
+    ):
+        _guard_texmath(ruler, name, opener, closer)
     # texmath knows `\[…\]` only as a block of its own; mid-paragraph the escape rule would
     # eat the backslashes and leave "[…]".
     md.inline.ruler.before("escape", "math_inline_bracket", _bracket_display_inline)
     return md
+
+
+def _guard_texmath(ruler: Ruler, name: str, opener: str, closer: str) -> None:
+    """texmath's bracket rules, run only where a closing delimiter follows.
+
+    texmath copies the rest of the text and scans it for every opener, so many unclosed `\\(`
+    or `\\[` cost time quadratic in the input; one look at the last closer keeps it linear.
+    """
+    # dollarmath registered rules of the same names first: texmath's come after them.
+    index = max(i for i, r in enumerate(ruler.__rules__) if r.name == name)
+    rule = ruler.__rules__[index].fn
+    last_closer = _LastOccurrence(closer)
+
+    def guarded(state, *args):  # noqa: ANN001, ANN002, ANN202 - a block or an inline rule
+        if len(args) == 3:  # a block rule: (start line, end line, silent)
+            position = state.bMarks[args[0]] + state.tShift[args[0]]
+        else:
+            position = state.pos
+        if not state.src.startswith(opener, position) or last_closer(state.src) < position:
+            return False
+        return rule(state, *args)
+
+    ruler.__rules__[index].fn = guarded
+    ruler.__cache__ = None
+
+
+class _LastOccurrence:
+    """Where `needle` last occurs in a text, remembered for the text last asked about."""
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+        self.text: str | None = None
+        self.index = -1
+
+    def __call__(self, text: str) -> int:
+        if text is not self.text:
+            self.text, self.index = text, text.rfind(self.needle)
+        return self.index
 
 
 def _rule(ruler: Ruler, name: str) -> Callable:

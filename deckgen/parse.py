@@ -71,6 +71,8 @@ _README = "readme.md"
 _SKIPPED_DIRS = {"build"}
 
 _md = make_markdown()
+# A line no list or quote can hold: where parsing resumes after input nested too deeply.
+_RESUME_LINE = re.compile(r"#{1,6}(?:[ \t]|$)|<[hH][1-6][\s>]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,8 +484,31 @@ def _indent(line: str) -> int:
 
 
 def _block_tokens(lines: list[str]) -> list[Token]:
+    """Block tokens of the file, with `map` line ranges into `lines`.
+
+    Past its nesting limit markdown-it skips the rest of the input, questions and all; the
+    parse then resumes at the next line a deep list cannot hold (a heading at column 0), so
+    only the too-deep part is lost, and `check` reports it.
+    """
     tokens: list[Token] = []
-    _md.block.parse("\n".join(lines).replace("\0", "\ufffd"), _md, {}, tokens)
+    start = 0
+    while start < len(lines):
+        chunk: list[Token] = []
+        _md.block.parse("\n".join(lines[start:]).replace("\0", "\ufffd"), _md, {}, chunk)
+        deepest = max((t for t in chunk if t.map), key=lambda t: t.level, default=None)
+        resume = None
+        if deepest is not None and deepest.level >= _md.options["maxNesting"] - 2:
+            resume = next((n for n in range(start + deepest.map[0] + 1, len(lines))
+                           if _RESUME_LINE.match(lines[n])), None)
+        for token in chunk:
+            if token.map:
+                token.map = [token.map[0] + start, token.map[1] + start]
+                if resume is not None:
+                    token.map = [min(token.map[0], resume), min(token.map[1], resume)]
+        tokens.extend(chunk)
+        if resume is None:
+            break
+        start = resume
     return tokens
 
 
