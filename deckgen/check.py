@@ -102,7 +102,9 @@ class _Linter:
 
         source = _RAW_HEADING.sub(blank_heading, self.text) if "<" in self.text else self.text
         verbatim: list[tuple[int, int]] = []  # line spans of code and raw HTML blocks
-        tokens = parser.md.parse(source.replace("\0", "\ufffd"))
+        # Block structure only: inline math is traced below, just where a `$` or `\` is.
+        tokens: list[Token] = []
+        parser.md.block.parse(source.replace("\0", "\ufffd"), parser.md, {}, tokens)
         self._check_nesting(tokens, parser.md.options["maxNesting"])
         for token in tokens:
             if token.type in ("fence", "code_block", "html_block") and token.map:
