@@ -11,7 +11,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import genanki
@@ -113,9 +113,9 @@ class Lock:
         """Stable, diff-friendly JSON: sorted keys, one note per few lines."""
         data = {
             "version": LOCK_VERSION,
-            "note_types": {k: asdict(v) for k, v in sorted(self.note_types.items())},
-            "notes": {k: asdict(v) for k, v in sorted(self.notes.items())},
-            "removed": {k: asdict(v) for k, v in sorted(self.removed.items())},
+            "note_types": {k: vars(v) for k, v in self.note_types.items()},
+            "notes": {k: vars(v) for k, v in self.notes.items()},
+            "removed": {k: vars(v) for k, v in self.removed.items()},
         }
         return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 

@@ -63,24 +63,20 @@ def write_package(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_zip = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    fd, tmp_db = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".anki2", dir=path.parent)
-    os.close(fd)
     try:
-        _write_collection(Path(tmp_db), notes, note_types)
-        _write_zip(Path(tmp_zip), Path(tmp_db), media)
+        _write_zip(Path(tmp_zip), collection_bytes(notes, note_types), media)
         os.chmod(tmp_zip, 0o644)
         os.replace(tmp_zip, path)
     except (OSError, sqlite3.Error) as exc:
         raise PackageError(f"{path}: cannot write the package: {exc}") from None
     finally:
-        for leftover in (tmp_db, tmp_zip):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        if os.path.exists(tmp_zip):
+            os.unlink(tmp_zip)
 
 
-def _write_collection(db_path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType]) -> None:
-    db_path.unlink()  # sqlite must create it itself
-    conn = sqlite3.connect(db_path)
+def collection_bytes(notes: Sequence[NoteRecord], note_types: dict[str, NoteType]) -> bytes:
+    """The package's collection.anki2: a SQLite database built in memory."""
+    conn = sqlite3.connect(":memory:")
     try:
         cursor = conn.cursor()
         cursor.executescript(APKG_SCHEMA)
@@ -110,13 +106,26 @@ def _write_collection(db_path: Path, notes: Sequence[NoteRecord], note_types: di
             for r in notes
         ])
         conn.commit()
+        return _serialize(conn)
     finally:
         conn.close()
 
 
-def _write_zip(zip_path: Path, db_path: Path, media: Sequence[MediaFile]) -> None:
+def _serialize(conn: sqlite3.Connection) -> bytes:
+    if hasattr(conn, "serialize"):  # Python 3.11+
+        return conn.serialize()
+    with tempfile.TemporaryDirectory() as folder:  # Python 3.10: copy out through a file
+        target = sqlite3.connect(Path(folder) / "collection.anki2")
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        return (Path(folder) / "collection.anki2").read_bytes()
+
+
+def _write_zip(zip_path: Path, collection: bytes, media: Sequence[MediaFile]) -> None:
     with zipfile.ZipFile(zip_path, "w") as archive:
-        _add(archive, "collection.anki2", db_path.read_bytes())
+        _add(archive, "collection.anki2", collection)
         names = {str(i): m.name for i, m in enumerate(media)}
         _add(archive, "media", json.dumps(names, ensure_ascii=False).encode("utf-8"))
         for index, item in enumerate(media):
