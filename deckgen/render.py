@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ _SRC = re.compile(_ATTRIBUTE.format(name="src"), re.IGNORECASE)
 _ALT = re.compile(_ATTRIBUTE.format(name="alt"), re.IGNORECASE)
 _UNSAFE_NAME_CHARS = re.compile(r"[^\w.\-]+")
 _ENV_KEY = "deckgen"
+_PLACEHOLDER = re.compile("\ue000([0-9a-f]+):([0-9]+)\ue001")
 
 Tokens = Sequence[Token]
 Env = dict[str, Any]  # markdown-it's env: carries the _Job of the rendering under _ENV_KEY
@@ -80,6 +82,7 @@ class _Job:
     remote_images: int = 0
     diagnostics: list[Diagnostic] = field(default_factory=list)
     math: int = 0
+    code: list[str] = field(default_factory=list)  # highlighted blocks, set aside from sanitizing
 
     def warn(self, offset: int, message: str) -> None:
         self.diagnostics.append(Diagnostic(self.path, self.first_line + offset, WARNING, message))
@@ -100,6 +103,7 @@ class Renderer:
         self._code_cache: dict[tuple[str, str], str] = {}
         self._media_names: dict[Path, str] = {}
         self._md = self._make_markdown()
+        self._nonce = secrets.token_hex(8)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -121,7 +125,7 @@ class Renderer:
         job = self._new_job(path, first_line, base_dir)
         tokens = self._md.parse(text, {_ENV_KEY: job})
         return Rendered(
-            html=clean(self._render(tokens, job)),
+            html=self._put_back_code(clean(self._render(tokens, job)), job),
             media=list(job.media.values()),
             remote_images=job.remote_images,
             diagnostics=job.diagnostics,
@@ -130,7 +134,7 @@ class Renderer:
 
     def code(self, code: str, language: str) -> str:
         """A highlighted `<pre>` for the code note type; an unknown language is plain text."""
-        return clean(self._code_html(code, language.strip().lower()))
+        return self._code_html(code, language.strip().lower())  # ours: nothing to sanitize
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -192,10 +196,27 @@ class Renderer:
         token = tokens[idx]
         language = token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
         language = language.strip("{}.")  # an unknown one is plain text; `check` reports it
-        return self._code_html(token.content, language) + "\n"
+        return self._set_aside(self._code_html(token.content, language), _job(env)) + "\n"
 
     def _code_block(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
-        return self._code_html(tokens[idx].content, "") + "\n"
+        return self._set_aside(self._code_html(tokens[idx].content, ""), _job(env)) + "\n"
+
+    def _set_aside(self, code_html: str, job: _Job) -> str:
+        """A placeholder for highlighted code, put back after sanitizing.
+
+        Pygments' markup is ours (every token escaped) and is most of an answer's HTML: the
+        sanitizer need not read it. The placeholder is made of private-use characters and a
+        per-renderer nonce, so no source text can spell it.
+        """
+        job.code.append(code_html)
+        return f"\ue000{self._nonce}:{len(job.code) - 1}\ue001"
+
+    def _put_back_code(self, html: str, job: _Job) -> str:
+        if not job.code:
+            return html
+        return _PLACEHOLDER.sub(
+            lambda m: job.code[int(m.group(2))] if m.group(1) == self._nonce else m.group(0), html
+        )
 
     def _code_html(self, code: str, language: str) -> str:
         # Lexing is most of the rendering time, and a build renders every block twice (in
