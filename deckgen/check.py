@@ -63,7 +63,7 @@ class _Trace:
     raw: list[int] = field(default_factory=list)  # offsets of `$`, `\(`, `\)`, `\[`, `\]` left as text
 
 
-def lint_text(path: Path, text: str) -> list[Diagnostic]:
+def lint_text(path: Path, text: str, tokens: list[Token] | None = None) -> list[Diagnostic]:
     """Diagnostics for one source file's decoded text, sorted by line; never raises.
 
     Errors: unclosed `$`, `$$` and code fences; unbalanced `\\(`/`\\)` and `\\[`/`\\]`; lists or
@@ -74,7 +74,7 @@ def lint_text(path: Path, text: str) -> list[Diagnostic]:
     """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     try:
-        found = _Linter(path, text).run()
+        found = _Linter(path, text).run(tokens)
     except (RecursionError, RuntimeError, ValueError, IndexError) as exc:  # the parser gave up
         return [Diagnostic(path, 0, ERROR, f"could not check this file: {type(exc).__name__}: {exc}")]
     return sorted(found, key=lambda d: d.line)
@@ -87,7 +87,9 @@ class _Linter:
         self.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         self.found: list[Diagnostic] = []
 
-    def run(self) -> list[Diagnostic]:
+    def run(self, tokens: list[Token] | None = None) -> list[Diagnostic]:
+        """Lint the text; `tokens`, when given, are its block tokens with raw question headings
+        blanked (as `parse` makes them), which saves parsing the file again."""
         parser = _parser()
         titles: list[tuple[int, str]] = []  # (1-based line, inner Markdown) of raw headings
         counted = [0, 0]  # offset and line reached, to number headings in one pass
@@ -102,9 +104,10 @@ class _Linter:
 
         source = _RAW_HEADING.sub(blank_heading, self.text) if "<" in self.text else self.text
         verbatim: list[tuple[int, int]] = []  # line spans of code and raw HTML blocks
-        # Block structure only: inline math is traced below, just where a `$` or `\` is.
-        tokens: list[Token] = []
-        parser.md.block.parse(source.replace("\0", "\ufffd"), parser.md, {}, tokens)
+        if tokens is None:
+            # Block structure only: inline math is traced below, just where a `$` or `\` is.
+            tokens = []
+            parser.md.block.parse(source.replace("\0", "\ufffd"), parser.md, {}, tokens)
         self._check_nesting(tokens, parser.md.options["maxNesting"])
         for token in tokens:
             if token.type in ("fence", "code_block", "html_block") and token.map:

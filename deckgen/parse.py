@@ -149,17 +149,15 @@ def parse_sources(paths: Sequence[Path]) -> Corpus:
 
 
 def load_file(
-    root: Path, path: Path, lint: Callable[[Path, str], list[Diagnostic]] | None = None
+    root: Path, path: Path, lint: Linter | None = None
 ) -> tuple[SourceFile | None, list[Diagnostic]]:
     """One file read, parsed, checked against its table of contents (and linted, given a
     linter); None when it cannot be read."""
     text, diagnostics = read_source(path)
     if text is None:
         return None, diagnostics
-    if lint is not None:
-        diagnostics.extend(lint(path, text))
     try:
-        source, problems = parse_file(path, text, root=root)
+        source, problems = parse_file(path, text, root=root, lint=lint)
     except Exception as exc:  # a parser bug must cost one file, not the whole build
         message = f"internal error while parsing (please report): {exc!r}"
         return None, [*diagnostics, Diagnostic(path, 0, ERROR, message)]
@@ -239,6 +237,7 @@ class _Doc:
     fences: list[_Fence]
     front_matter: dict[str, str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    tokens: list[Token] = field(default_factory=list)  # the block tokens of `lines`
     fence_lines: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -248,9 +247,18 @@ class _Doc:
         self.diagnostics.append(Diagnostic(self.path, line0 + 1, level, message))
 
 
-def parse_file(path: Path, text: str, *, root: Path) -> tuple[SourceFile, list[Diagnostic]]:
-    """The questions, table of contents and front matter of one source file."""
-    doc = _read_structure(path, _normalize_text(text))
+Linter = Callable[[Path, str, list[Token]], list[Diagnostic]]  # (path, text, block tokens)
+
+
+def parse_file(
+    path: Path, text: str, *, root: Path, lint: Linter | None = None
+) -> tuple[SourceFile, list[Diagnostic]]:
+    """The questions, table of contents and front matter of one source file; with a linter,
+    its findings too, from the same parse."""
+    text = _normalize_text(text)
+    doc = _read_structure(path, text)
+    if lint is not None:
+        doc.diagnostics.extend(lint(path, text, doc.tokens))
     toc = _parse_toc(doc)
     layout = _detect_layout(doc, toc)
     source = SourceFile(path=path, layout=layout, toc=toc, front_matter=doc.front_matter)
@@ -291,7 +299,7 @@ def _read_structure(path: Path, text: str) -> _Doc:
             diagnostics.append(Diagnostic(path, raw.line + 1, WARNING, message))
     if len(kept) < len(raws):
         tokens = _block_tokens(work)
-    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics)
+    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics, tokens)
 
     headings = [_raw_to_heading(raw) for raw in kept]
     for i, token in enumerate(tokens):
