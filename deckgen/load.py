@@ -51,13 +51,14 @@ def quiz_blocks(question: Question) -> list[CodeBlock]:
 
 def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
     """Read, lint, parse and render one source file."""
-    source, diagnostics = parse.load_file(root, path, lint=check.lint_text)
+    parsed = parse.load_file(root, path, lint=check.lint_text)
+    source = parsed.source
     rendered = []
-    for question in source.questions if source else ():
-        answer = renderer.answer(question)
+    for question, tokens in zip(source.questions if source else (), parsed.answer_tokens):
+        answer = renderer.answer(question, tokens)
         code = [renderer.code(b.code, b.language) for b in quiz_blocks(question)]
         rendered.append(RenderedQuestion(renderer.title(question), answer, code))
-    return LoadedFile(source, diagnostics, rendered)
+    return LoadedFile(source, parsed.diagnostics, rendered)
 
 
 def load_sources(
@@ -78,7 +79,7 @@ def load_sources(
         if progress:
             progress(done, len(pairs))
     files = [item for item in loaded if item is not None]
-    corpus = parse.assemble(((f.source, f.diagnostics) for f in files), diagnostics)
+    corpus = parse.assemble((parse.ParsedFile(f.source, f.diagnostics) for f in files), diagnostics)
     # The corpus lists questions section by section; pair them with their HTML by identity.
     html = {id(q): r for f in files if f.source for q, r in zip(f.source.questions, f.rendered)}
     return corpus, [html[id(q)] for q in corpus.questions]

@@ -19,6 +19,7 @@ line of answer line `i`), so later stages can point at the right line.
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import os
 import re
@@ -148,30 +149,29 @@ def parse_sources(paths: Sequence[Path]) -> Corpus:
     return assemble([load_file(root, path) for root, path in pairs], diagnostics)
 
 
-def load_file(
-    root: Path, path: Path, lint: Linter | None = None
-) -> tuple[SourceFile | None, list[Diagnostic]]:
+def load_file(root: Path, path: Path, lint: Linter | None = None) -> ParsedFile:
     """One file read, parsed, checked against its table of contents (and linted, given a
-    linter); None when it cannot be read."""
+    linter); its source is None when it cannot be read."""
     text, diagnostics = read_source(path)
     if text is None:
-        return None, diagnostics
+        return ParsedFile(None, diagnostics)
     try:
-        source, problems = parse_file(path, text, root=root, lint=lint)
+        parsed = parse_document(path, text, root=root, lint=lint)
     except Exception as exc:  # a parser bug must cost one file, not the whole build
         message = f"internal error while parsing (please report): {exc!r}"
-        return None, [*diagnostics, Diagnostic(path, 0, ERROR, message)]
-    return source, diagnostics + problems + coverage(source)
+        return ParsedFile(None, [*diagnostics, Diagnostic(path, 0, ERROR, message)])
+    assert parsed.source is not None
+    parsed.diagnostics = diagnostics + parsed.diagnostics + coverage(parsed.source)
+    return parsed
 
 
-def assemble(
-    loaded: Iterable[tuple[SourceFile | None, list[Diagnostic]]], diagnostics: list[Diagnostic]
-) -> Corpus:
+def assemble(loaded: Iterable[ParsedFile], diagnostics: list[Diagnostic]) -> Corpus:
     """Parsed files in order as one corpus: sections of the same name merged in order."""
     corpus = Corpus(diagnostics=list(diagnostics))
     sections: dict[str, Section] = {}
-    for source, problems in loaded:
-        corpus.diagnostics.extend(problems)
+    for parsed in loaded:
+        source = parsed.source
+        corpus.diagnostics.extend(parsed.diagnostics)
         if source is None:
             continue
         corpus.files.append(source)
@@ -237,7 +237,8 @@ class _Doc:
     fences: list[_Fence]
     front_matter: dict[str, str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    tokens: list[Token] = field(default_factory=list)  # the block tokens of `lines`
+    tokens: list[Token] = field(default_factory=list)  # the block tokens of `tokenized`
+    tokenized: list[str] = field(default_factory=list)  # `lines` as they were parsed
     fence_lines: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -250,24 +251,87 @@ class _Doc:
 Linter = Callable[[Path, str, list[Token]], list[Diagnostic]]  # (path, text, block tokens)
 
 
+@dataclass
+class ParsedFile:
+    """One source file parsed: its questions and problems, and the parser's own output for
+    each answer, so the renderer need not parse the text a second time."""
+
+    source: SourceFile | None  # None when the file could not be read
+    diagnostics: list[Diagnostic]
+    # Per question: its answer's block tokens, lines counted from the answer's first line;
+    # None where the file's parse does not give them exactly as the answer alone would.
+    answer_tokens: list[list[Token] | None] = field(default_factory=list)
+
+
 def parse_file(
     path: Path, text: str, *, root: Path, lint: Linter | None = None
 ) -> tuple[SourceFile, list[Diagnostic]]:
     """The questions, table of contents and front matter of one source file; with a linter,
     its findings too, from the same parse."""
+    parsed = parse_document(path, text, root=root, lint=lint)
+    assert parsed.source is not None
+    return parsed.source, parsed.diagnostics
+
+
+def parse_document(path: Path, text: str, *, root: Path, lint: Linter | None = None) -> ParsedFile:
+    """parse_file, keeping each answer's block tokens for the renderer."""
     text = _normalize_text(text)
     doc = _read_structure(path, text)
     if lint is not None:
         doc.diagnostics.extend(lint(path, text, doc.tokens))
+    source = _source_file(doc, root)
+    doc.diagnostics.sort(key=lambda d: d.line)
+    tokens = [_answer_tokens(doc, q) for q in source.questions]
+    return ParsedFile(source, doc.diagnostics, tokens)
+
+
+def _source_file(doc: _Doc, root: Path) -> SourceFile:
     toc = _parse_toc(doc)
     layout = _detect_layout(doc, toc)
-    source = SourceFile(path=path, layout=layout, toc=toc, front_matter=doc.front_matter)
+    source = SourceFile(path=doc.path, layout=layout, toc=toc, front_matter=doc.front_matter)
     if layout == KNOWLEDGE_BASE:
         source.questions = _knowledge_base_questions(doc, toc, root)
     else:
         source.questions = _article_questions(doc)
-    doc.diagnostics.sort(key=lambda d: d.line)
-    return source, doc.diagnostics
+    return source
+
+
+def _answer_tokens(doc: _Doc, question: Question) -> list[Token] | None:
+    """The file's block tokens of one answer, when they are what parsing the answer alone
+    gives: its lines unchanged since the parse, no block crossing its edges, no reference
+    definitions elsewhere in the file it might use."""
+    start = question.answer_line - 1
+    stop = start + question.answer.count("\n") + 1
+    if "\n".join(doc.tokenized[start:stop]) != question.answer:
+        return None
+    first = last = None
+    for index, token in enumerate(doc.tokens):
+        if token.type == "deckgen_not_sliceable":
+            return None
+        if token.level != 0 or not token.map:
+            continue
+        begin, end = token.map
+        while end > begin and end > stop and not doc.tokenized[end - 1].strip():
+            end -= 1  # a list's range takes in the blank lines after it
+        if end <= start or begin >= stop:
+            if begin >= stop and last is None and first is not None:
+                last = index
+            continue
+        if begin < start or end > stop:
+            return None  # a block crossing the answer's edge
+        if first is None:
+            first = index
+    if first is None:
+        return []
+    picked = []
+    for token in doc.tokens[first:last]:
+        if token.type == "fence" and not _fence_closed(token, doc.tokenized):
+            return None  # it runs on over the blank lines after the answer
+        token = copy.copy(token)
+        if token.map:
+            token.map = [token.map[0] - start, min(token.map[1], stop) - start]
+        picked.append(token)
+    return picked
 
 
 def _read_structure(path: Path, text: str) -> _Doc:
@@ -299,7 +363,7 @@ def _read_structure(path: Path, text: str) -> _Doc:
             diagnostics.append(Diagnostic(path, raw.line + 1, WARNING, message))
     if len(kept) < len(raws):
         tokens = _block_tokens(work)
-    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics, tokens)
+    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics, tokens, list(work))
 
     headings = [_raw_to_heading(raw) for raw in kept]
     for i, token in enumerate(tokens):
@@ -502,7 +566,12 @@ def _block_tokens(lines: list[str]) -> list[Token]:
     start = 0
     while start < len(lines):
         chunk: list[Token] = []
-        _md.block.parse("\n".join(lines[start:]).replace("\0", "\ufffd"), _md, {}, chunk)
+        env: dict = {}
+        # ended by a newline as every line is, so the last block reads like any other
+        text = "\n".join(lines[start:]).replace("\0", "\ufffd") + "\n"
+        _md.block.parse(text, _md, env, chunk)
+        if env.get("references") or start:
+            tokens.append(Token("deckgen_not_sliceable", "", 0))
         deepest = max((t for t in chunk if t.map), key=lambda t: t.level, default=None)
         resume = None
         if deepest is not None and deepest.level >= _md.options["maxNesting"] - 2:

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -102,14 +103,30 @@ class Renderer:
         self._lexers: dict[str, Lexer | None] = {}
         self._code_cache: dict[tuple[str, str], str] = {}
         self._media_names: dict[Path, str] = {}
+        self._folders: dict[Path, Path] = {}
         self._md = self._make_markdown()
+        # The core rules that follow the block parse (inline parsing and its clean-ups).
+        core = self._md.core.ruler
+        self._after_block = [r.fn for r in core.__rules__ if r.enabled and r.name not in ("normalize", "block")]
         self._nonce = secrets.token_hex(8)
 
     # -- public API --------------------------------------------------------------------------
 
-    def answer(self, question: Question) -> Rendered:
-        """The answer's HTML; diagnostics carry lines counted from `question.answer_line`."""
-        return self.markdown(question.answer, path=question.path, first_line=question.answer_line)
+    def answer(self, question: Question, block_tokens: list[Token] | None = None) -> Rendered:
+        """The answer's HTML; diagnostics carry lines counted from `question.answer_line`.
+
+        `block_tokens`, when given, are the answer's block tokens as `parse` already made them
+        (lines counted from the answer's first line): only the inline parse remains to do.
+        """
+        if block_tokens is None:
+            # ended as within its file, so that both ways give the same blocks
+            text = question.answer + "\n"
+            return self.markdown(text, path=question.path, first_line=question.answer_line)
+        job = self._new_job(question.path, question.answer_line, None)
+        state = StateCore(question.answer, self._md, {_ENV_KEY: job}, block_tokens)
+        for rule in self._after_block:
+            rule(state)
+        return self._rendered(block_tokens, job)
 
     def title(self, question: Question) -> str:
         """The title as sanitized inline HTML (math, code, emphasis)."""
@@ -123,7 +140,9 @@ class Renderer:
     ) -> Rendered:
         """Markdown whose first line is line `first_line` of `path`, as sanitized card HTML."""
         job = self._new_job(path, first_line, base_dir)
-        tokens = self._md.parse(text, {_ENV_KEY: job})
+        return self._rendered(self._md.parse(text, {_ENV_KEY: job}), job)
+
+    def _rendered(self, tokens: list[Token], job: _Job) -> Rendered:
         return Rendered(
             html=self._put_back_code(clean(self._render(tokens, job)), job),
             media=list(job.media.values()),
@@ -162,8 +181,14 @@ class Renderer:
         return md
 
     def _new_job(self, path: Path, first_line: int, base_dir: Path | None) -> _Job:
-        base = Path(base_dir if base_dir is not None else Path(path).parent).resolve()
+        base = self._resolved(Path(base_dir if base_dir is not None else Path(path).parent))
         return _Job(path=path, first_line=first_line, base_dir=base, roots=self._roots or (base,))
+
+    def _resolved(self, folder: Path) -> Path:
+        """A file's folder, resolved once for all its answers (resolving asks the file system)."""
+        if folder not in self._folders:
+            self._folders[folder] = folder.resolve()
+        return self._folders[folder]
 
     def _render(self, tokens: list[Token], job: _Job) -> str:
         _number_lines(tokens)
