@@ -281,8 +281,7 @@ def parse_document(path: Path, text: str, *, root: Path, lint: Linter | None = N
         doc.diagnostics.extend(lint(path, text, doc.tokens))
     source = _source_file(doc, root)
     doc.diagnostics.sort(key=lambda d: d.line)
-    tokens = [_answer_tokens(doc, q) for q in source.questions]
-    return ParsedFile(source, doc.diagnostics, tokens)
+    return ParsedFile(source, doc.diagnostics, _answer_tokens(doc, source.questions))
 
 
 def _source_file(doc: _Doc, root: Path) -> SourceFile:
@@ -296,35 +295,38 @@ def _source_file(doc: _Doc, root: Path) -> SourceFile:
     return source
 
 
-def _answer_tokens(doc: _Doc, question: Question) -> list[Token] | None:
-    """The file's block tokens of one answer, when they are what parsing the answer alone
+def _answer_tokens(doc: _Doc, questions: Sequence[Question]) -> list[list[Token] | None]:
+    """The file's block tokens of each answer, where they are what parsing the answer alone
     gives: its lines unchanged since the parse, no block crossing its edges, no reference
-    definitions elsewhere in the file it might use."""
+    definitions elsewhere in the file it might use, no unclosed fence running past its end."""
+    if any(t.type == "deckgen_not_sliceable" for t in doc.tokens):
+        return [None] * len(questions)
+    blocks = []  # (index, first line, last line + 1 without trailing blank lines) of top-level blocks
+    for index, token in enumerate(doc.tokens):
+        if token.level == 0 and token.map:
+            begin, end = token.map
+            while end > begin + 1 and not doc.tokenized[end - 1].strip():
+                end -= 1  # a list's range takes in the blank lines after it
+            blocks.append((index, begin, end))
+    begins = [begin for _, begin, _ in blocks]
+    return [_slice(doc, blocks, begins, q) for q in questions]
+
+
+def _slice(doc: _Doc, blocks: list[tuple[int, int, int]], begins: list[int],
+           question: Question) -> list[Token] | None:
     start = question.answer_line - 1
     stop = start + question.answer.count("\n") + 1
     if "\n".join(doc.tokenized[start:stop]) != question.answer:
         return None
-    first = last = None
-    for index, token in enumerate(doc.tokens):
-        if token.type == "deckgen_not_sliceable":
-            return None
-        if token.level != 0 or not token.map:
-            continue
-        begin, end = token.map
-        while end > begin and end > stop and not doc.tokenized[end - 1].strip():
-            end -= 1  # a list's range takes in the blank lines after it
-        if end <= start or begin >= stop:
-            if begin >= stop and last is None and first is not None:
-                last = index
-            continue
-        if begin < start or end > stop:
-            return None  # a block crossing the answer's edge
-        if first is None:
-            first = index
-    if first is None:
+    first = bisect.bisect_left(begins, start)
+    last = bisect.bisect_left(begins, stop)
+    if first > 0 and blocks[first - 1][2] > start or last > 0 and blocks[last - 1][2] > stop:
+        return None  # a block crossing the answer's edge
+    if first == last:
         return []
+    end_index = blocks[last][0] if last < len(blocks) else len(doc.tokens)
     picked = []
-    for token in doc.tokens[first:last]:
+    for token in doc.tokens[blocks[first][0]:end_index]:
         if token.type == "fence" and not _fence_closed(token, doc.tokenized):
             return None  # it runs on over the blank lines after the answer
         token = copy.copy(token)
