@@ -198,30 +198,26 @@ def model_hash(model) -> str:  # noqa: ANN001 - genanki.Model
 
 def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Settings) -> list[Path]:
     """One package per section and one with every section; then the lock and the build cache."""
-    from deckgen.package import NoteRecord, NoteType, write_package
+    from deckgen.package import NoteRecord, NoteType, PackageJob, write_packages
 
     types = {k: NoteType(m, settled.lock.note_types[k].mod) for k, m in models.items()}
     by_section: dict[str, list[NoteRecord]] = {}
     for due, note in enumerate(settled.notes):
         record = NoteRecord(note.note_type, note.guid, note.deck, note.fields, note.tags, note.mod, due)
         by_section.setdefault(note.section, []).append(record)
-    packages: list[Path] = []
+    jobs: list[PackageJob] = []
     everything: list[NoteRecord] = []
     all_media: dict[str, MediaFile] = {}
     for section, records in by_section.items():
         media = dict(sorted(plan.media.get(section, {}).items()))
-        path = settings.output / f"{package_name(section)}.apkg"
-        write_package(path, records, types, list(media.values()))
-        packages.append(path)
+        jobs.append((settings.output / f"{package_name(section)}.apkg", records, list(media.values())))
         everything.extend(records)
         all_media.update(media)
     combined = settings.output / f"{package_name(settings.root)}.apkg"
-    if combined not in packages:
-        write_package(combined, everything, types, [all_media[n] for n in sorted(all_media)])
-        packages.append(combined)
-    _write_atomic(settings.cache_dir / "shipped.json", json.dumps(
-        {n.guid: {"fields": n.fields, "tags": n.tags, "deck": n.deck, "note_type": n.note_type}
-         for n in settled.notes}, ensure_ascii=False, sort_keys=True))
+    if combined not in [path for path, _, _ in jobs]:
+        jobs.append((combined, everything, [all_media[n] for n in sorted(all_media)]))
+    write_packages(jobs, types)
+    packages = [path for path, _, _ in jobs]
     _write_atomic(settings.lock, settled.lock.dumps())
     return packages
 
@@ -245,13 +241,6 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _load_shipped(settings: Settings) -> dict[str, dict]:
-    try:
-        return json.loads((settings.cache_dir / "shipped.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 # --- The whole build --------------------------------------------------------------------------------
 
 
@@ -267,6 +256,7 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
         if previous is not None:
             return previous
     from deckgen.load import load_sources
+    from deckgen.package import PreviousPackage
 
     report = BuildReport()
     lock = Lock.load(settings.lock)  # first: a broken lock file should stop the build early
@@ -281,7 +271,9 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     if report.errors or not write:
         return report
     models = note_types(settings)
-    settled = settle(plan.notes, lock, _load_shipped(settings),
+    # What removed questions last shipped as: the previous package with every section.
+    previous = PreviousPackage(settings.output / f"{package_name(settings.root)}.apkg")
+    settled = settle(plan.notes, lock, previous,
                      {k: model_hash(m) for k, m in models.items()}, int(time.time()))
     for note in settled.notes:
         if note.note_type == "qa":
@@ -369,7 +361,7 @@ def _events(plan: Planned, lock: Lock, settled: Settlement) -> list[str]:
     for old in settled.lost:
         if old.note_type == "qa":
             events.append(f"removed: '{old.title}' ({old.section}); its last content is not in the "
-                          "build cache, so it is not shipped: find it in Anki and delete it by hand")
+                          "previous build, so it is not shipped: find it in Anki and delete it by hand")
     return events
 
 

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from pathlib import Path
 
 import genanki
@@ -257,6 +258,12 @@ class SettledNote:
     title: str
 
 
+class LastShipped(Protocol):
+    """Where the content a note last shipped with can be looked up by its GUID."""
+
+    def get(self, guid: str) -> dict | None: ...
+
+
 @dataclass
 class Settlement:
     notes: list[SettledNote]
@@ -276,14 +283,14 @@ def previous_key(key: str, lock: Lock, renamed_from: str | None, suffix: str = "
 def settle(
     planned: Sequence[PlannedNote],
     lock: Lock,
-    last_shipped: dict[str, dict],
+    last_shipped: LastShipped,
     note_type_hashes: dict[str, str],
     now: int,
 ) -> Settlement:
     """Times for every note, the removed notes shipped as they last were, and the next lock.
 
-    `last_shipped` maps a GUID to the fields, tags, deck and note type it was last shipped with
-    (the build cache): the importer never deletes, so a removed question keeps shipping with its
+    `last_shipped` gives for a GUID the fields, tags, deck and note type it was last shipped with
+    (the previous package): the importer never deletes, so a removed question keeps shipping with its
     last content and a tag that finds it.
     """
     new = Lock()

@@ -72,9 +72,9 @@ def load_sources(
     loaded: list[LoadedFile | None] = [cache.get(k) for k in keys]
     todo = [i for i, item in enumerate(loaded) if item is None]
     done = len(pairs) - len(todo)
-    for index, item in _load_many([pairs[i] for i in todo], todo, allowed_roots):
+    jobs = [(*pairs[i], keys[i]) for i in todo]
+    for index, item in zip(todo, _load_many(jobs, cache, allowed_roots)):
         loaded[index] = item
-        cache.put(keys[index], item)
         done += 1
         if progress:
             progress(done, len(pairs))
@@ -85,31 +85,42 @@ def load_sources(
     return corpus, [html[id(q)] for q in corpus.questions]
 
 
-def _load_many(pairs: list[tuple[Path, Path]], indexes: list[int], allowed_roots: tuple[Path, ...]):  # noqa: ANN202
-    size = sum(_size(path) for _, path in pairs)
+_Job = tuple[Path, Path, "str | None"]  # (root, file, cache key)
+
+
+def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, ...]):  # noqa: ANN202
+    """LoadedFile of each job, in order, each remembered in the cache by whoever made it."""
+    size = sum(_size(path) for _, path, _ in jobs)
     if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or sys.platform != "linux":
         renderer = Renderer(allowed_roots)
-        for index, (root, path) in zip(indexes, pairs):
-            yield index, load_file(root, path, renderer)
+        for job in jobs:
+            yield _load_and_remember(job, renderer, cache)
         return
     # fork: the workers start with everything imported; the build has no threads yet.
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
-                             initargs=(allowed_roots,)) as pool:
-        yield from zip(indexes, pool.map(_work, pairs, chunksize=4))
+                             initargs=(allowed_roots, cache)) as pool:
+        yield from pool.map(_work, jobs, chunksize=4)
 
 
-_worker_renderer: Renderer | None = None
+def _load_and_remember(job: _Job, renderer: Renderer, cache: _FileCache) -> LoadedFile:
+    root, path, key = job
+    item = load_file(root, path, renderer)
+    cache.put(key, item)
+    return item
 
 
-def _start_worker(allowed_roots: tuple[Path, ...]) -> None:
-    global _worker_renderer
-    _worker_renderer = Renderer(allowed_roots)
+_worker: tuple[Renderer, _FileCache] | None = None
 
 
-def _work(pair: tuple[Path, Path]) -> LoadedFile:
-    assert _worker_renderer is not None
-    return load_file(pair[0], pair[1], _worker_renderer)
+def _start_worker(allowed_roots: tuple[Path, ...], cache: _FileCache) -> None:
+    global _worker
+    _worker = (Renderer(allowed_roots), cache)
+
+
+def _work(job: _Job) -> LoadedFile:
+    assert _worker is not None
+    return _load_and_remember(job, *_worker)
 
 
 def _size(path: Path) -> int:

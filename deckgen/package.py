@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import sqlite3
+import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +57,39 @@ def _stable_int(*parts: str) -> int:
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
     # Anki ids are positive 53-bit-safe integers; keep them clear of small built-in ids.
     return 1 << 40 | int.from_bytes(digest[:6], "big")
+
+
+PackageJob = tuple[Path, Sequence[NoteRecord], Sequence[MediaFile]]
+# Below this many notes in all, starting worker processes costs more than it saves.
+PARALLEL_NOTES = 2000
+
+
+def write_packages(jobs: Sequence[PackageJob], note_types: dict[str, NoteType]) -> None:
+    """Write several packages, each atomically; on Linux two at a time, in forked workers that
+    read the notes from the memory they share with this process instead of receiving copies."""
+    global _pending
+    if sum(len(notes) for _, notes, _ in jobs) < PARALLEL_NOTES or sys.platform != "linux":
+        for path, notes, media in jobs:
+            write_package(path, notes, note_types, media)
+        return
+    _pending = (list(jobs), note_types)
+    try:
+        context = multiprocessing.get_context("fork")
+        largest_first = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
+        with ProcessPoolExecutor(min(2, os.cpu_count() or 1), mp_context=context) as pool:
+            list(pool.map(_write_pending, largest_first))
+    finally:
+        _pending = None
+
+
+_pending: tuple[list[PackageJob], dict[str, NoteType]] | None = None
+
+
+def _write_pending(index: int) -> None:
+    assert _pending is not None
+    jobs, note_types = _pending
+    path, notes, media = jobs[index]
+    write_package(path, notes, note_types, media)
 
 
 def write_package(
@@ -145,3 +181,47 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, compress: bool = True
     info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     archive.writestr(info, data, compresslevel=1 if compress else None)
+
+
+class PreviousPackage:
+    """The notes of a package written earlier, read only if asked for: what a removed
+    question last shipped as, so it can ship again unchanged but for a tag."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._notes: dict[str, dict] | None = None
+
+    def get(self, guid: str) -> dict | None:
+        """{"fields", "tags", "deck", "note_type"} of the note with this GUID, if it was there."""
+        if self._notes is None:
+            self._notes = self._read()
+        return self._notes.get(guid)
+
+    def _read(self) -> dict[str, dict]:
+        from deckgen.notetypes import NOTE_TYPES
+
+        types = {spec.model_id: spec.key for spec in NOTE_TYPES}
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                data = archive.read("collection.anki2")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            return {}
+        with tempfile.TemporaryDirectory() as folder:
+            db = Path(folder) / "collection.anki2"
+            db.write_bytes(data)
+            conn = sqlite3.connect(db)
+            try:
+                decks = {int(k): d["name"] for k, d in json.loads(
+                    conn.execute("SELECT decks FROM col").fetchone()[0]).items()}
+                rows = conn.execute(
+                    "SELECT n.guid, n.mid, n.tags, n.flds, c.did FROM notes n JOIN cards c ON c.nid = n.id"
+                ).fetchall()
+            except (sqlite3.Error, ValueError, TypeError):
+                return {}
+            finally:
+                conn.close()
+        return {
+            guid: {"fields": fields.split("\x1f"), "tags": tags.split(), "deck": decks.get(did, ""),
+                   "note_type": types.get(mid, "qa")}
+            for guid, mid, tags, fields, did in rows
+        }

@@ -19,7 +19,6 @@ line of answer line `i`), so later stages can point at the right line.
 from __future__ import annotations
 
 import bisect
-import copy
 import itertools
 import os
 import re
@@ -325,14 +324,12 @@ def _slice(doc: _Doc, blocks: list[tuple[int, int, int]], begins: list[int],
     if first == last:
         return []
     end_index = blocks[last][0] if last < len(blocks) else len(doc.tokens)
-    picked = []
-    for token in doc.tokens[blocks[first][0]:end_index]:
-        if token.type == "fence" and not _fence_closed(token, doc.tokenized):
-            return None  # it runs on over the blank lines after the answer
-        token = copy.copy(token)
+    picked = doc.tokens[blocks[first][0]:end_index]
+    if any(t.type == "fence" and not _fence_closed(t, doc.tokenized) for t in picked):
+        return None  # it runs on over the blank lines after the answer
+    for token in picked:  # each token belongs to one answer: renumbered in place
         if token.map:
             token.map = [token.map[0] - start, min(token.map[1], stop) - start]
-        picked.append(token)
     return picked
 
 
