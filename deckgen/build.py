@@ -5,6 +5,7 @@ BuildReport that comes out. Nothing is written unless every step succeeded.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -144,12 +145,17 @@ def note_tags(question: Question) -> tuple[str, ...]:
 
 def source_label(question: Question, sources: Sequence[Path]) -> str:
     """`file:line` relative to the source folder's parent: the same on every machine."""
-    path = question.path.resolve()
+    return f"{_relative_source(question.path, tuple(sources))}:{question.line}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _relative_source(path: Path, sources: tuple[Path, ...]) -> str:
+    resolved = path.resolve()
     for source in sources:
         base = source.resolve() if source.is_dir() else source.resolve().parent
-        if path.is_relative_to(base):
-            return f"{path.relative_to(base.parent).as_posix()}:{question.line}"
-    return f"{path.name}:{question.line}"
+        if resolved.is_relative_to(base):
+            return resolved.relative_to(base.parent).as_posix()
+    return resolved.name
 
 
 def mismatch_diagnostic(question: Question, block: CodeBlock) -> Diagnostic:

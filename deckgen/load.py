@@ -100,7 +100,11 @@ def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, .
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
                              initargs=(allowed_roots, cache)) as pool:
-        yield from pool.map(_work, jobs, chunksize=4)
+        # largest files first, one at a time: both workers stay busy to the end
+        order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][1]))
+        futures = {i: pool.submit(_work, jobs[i]) for i in order}
+        for i in range(len(jobs)):
+            yield futures[i].result()
 
 
 def _load_and_remember(job: _Job, renderer: Renderer, cache: _FileCache) -> LoadedFile:
