@@ -57,7 +57,9 @@ def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
     for question, tokens in zip(source.questions if source else (), parsed.answer_tokens):
         answer = renderer.answer(question, tokens)
         code = [renderer.code(b.code, b.language) for b in quiz_blocks(question)]
-        rendered.append(RenderedQuestion(renderer.title(question), answer, code))
+        title = renderer.title(question)
+        answer.diagnostics[:0] = title.diagnostics
+        rendered.append(RenderedQuestion(title.html, answer, code))
     return LoadedFile(source, parsed.diagnostics, rendered)
 
 

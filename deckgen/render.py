@@ -128,12 +128,13 @@ class Renderer:
             rule(state)
         return self._rendered(block_tokens, job)
 
-    def title(self, question: Question) -> str:
-        """The title as sanitized inline HTML (math, code, emphasis)."""
+    def title(self, question: Question) -> Rendered:
+        """The title as sanitized inline HTML (math, code, emphasis); what the sanitizer
+        removed is reported at the heading's line."""
         job = self._new_job(question.path, question.line, None)
         job.pack_media = False
         tokens = self._md.parseInline(question.title, {_ENV_KEY: job})
-        return clean(self._render(tokens, job)).strip()
+        return Rendered(clean(self._render(tokens, job)).strip(), [], 0, job.diagnostics, job.math)
 
     def markdown(
         self, text: str, *, path: Path, first_line: int, base_dir: Path | None = None

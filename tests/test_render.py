@@ -257,11 +257,11 @@ def test_leading_rule_is_not_front_matter() -> None:
 
 def test_title_renders_inline_markdown() -> None:
     renderer = Renderer()
-    title = renderer.title(question("", title="什么是 $x_i$ 与 `f()` 的 **区别**？"))
+    title = renderer.title(question("", title="什么是 $x_i$ 与 `f()` 的 **区别**？")).html
     assert title == (
         '什么是 <span class="math">\\(x_i\\)</span> 与 <code>f()</code> 的 <strong>区别</strong>？'
     )
-    assert renderer.title(question("", title="a<script>x</script>b")) == "ab"
+    assert renderer.title(question("", title="a<script>x</script>b")).html == "ab"
 
 
 # -- images --------------------------------------------------------------------------------

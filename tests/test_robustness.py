@@ -90,7 +90,7 @@ def run_all(path: Path, text: str) -> tuple[SourceFile, list[Diagnostic]]:
     for question in source.questions:
         rendered = _RENDERER.answer(question)
         assert_safe_html(rendered.html)
-        assert_safe_html(_RENDERER.title(question))
+        assert_safe_html(_RENDERER.title(question).html)
         diagnostics += rendered.diagnostics
     diagnostics += lint_text(path, text)
     assert_diagnostics_point_into(diagnostics, text)

@@ -210,6 +210,9 @@ def test_the_title_is_sanitized_too(built: Built) -> None:
     question = built.note["Question"]
     assert "onerror" not in question and "onclick" not in question and "<img" not in question
     assert question.endswith("<b>标题</b>")
+    heading = next(i for i, line in enumerate(ARTICLE.splitlines(), 1) if TITLE in line)
+    at_heading = {d.message for d in built.report.diagnostics if d.line == heading}
+    assert "HTML removed: onclick attribute" in at_heading  # (the <img> itself became its alt text)
 
 
 # --- real Anki ----------------------------------------------------------------------------------
