@@ -266,7 +266,8 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
 
     report = BuildReport()
     lock = Lock.load(settings.lock)  # first: a broken lock file should stop the build early
-    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress)
+    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress,
+                                    meanwhile=_import_later_steps)
     plan = plan_notes(corpus, rendered, lock, settings)
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
@@ -289,6 +290,14 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     report.packages = write_outputs(settled, plan, models, settings)
     _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def _import_later_steps() -> None:
+    """Import what the steps after rendering need (genanki is slow to import), while the
+    worker processes render."""
+    import deckgen.notetypes
+    import deckgen.package
+    import deckgen.run  # noqa: F401
 
 
 def input_fingerprint(settings: Settings) -> str:

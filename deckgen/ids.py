@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from pathlib import Path
 
-import genanki
-
 from deckgen.model import WARNING, Diagnostic, Question
 
 # 【一】, 【十二】: the article's question markers.
@@ -47,7 +45,9 @@ def normalize_key(text: str, *, is_id: bool = False) -> str:
 
 def guid_for_key(key: str) -> str:
     """The note GUID a key gets when nothing (lock file, rename) says otherwise."""
-    return genanki.guid_for("deckgen", key)
+    from genanki import guid_for  # (imported when first needed: it is slow to import)
+
+    return guid_for("deckgen", key)
 
 
 # --- The lock file: what earlier builds gave each key, so later builds can keep it ----------------

@@ -64,9 +64,15 @@ def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
 
 
 def load_sources(
-    sources: Sequence[Path], cache_dir: Path | None, progress: Progress | None = None
+    sources: Sequence[Path],
+    cache_dir: Path | None,
+    progress: Progress | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> tuple[Corpus, list[RenderedQuestion]]:
-    """The corpus of `sources` and, in the same order as its questions, their rendered HTML."""
+    """The corpus of `sources` and, in the same order as its questions, their rendered HTML.
+
+    `meanwhile` is work for this process while worker processes render (when they do).
+    """
     pairs, diagnostics = parse.discover(sources)
     allowed_roots = tuple(p if p.is_dir() else p.parent for p in sources)
     cache = _FileCache(cache_dir, allowed_roots)
@@ -75,7 +81,7 @@ def load_sources(
     todo = [i for i, item in enumerate(loaded) if item is None]
     done = len(pairs) - len(todo)
     jobs = [(*pairs[i], keys[i]) for i in todo]
-    for index, item in zip(todo, _load_many(jobs, cache, allowed_roots)):
+    for index, item in zip(todo, _load_many(jobs, cache, allowed_roots, meanwhile)):
         loaded[index] = item
         done += 1
         if progress:
@@ -90,7 +96,8 @@ def load_sources(
 _Job = tuple[Path, Path, "str | None"]  # (root, file, cache key)
 
 
-def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, ...]):  # noqa: ANN202
+def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, ...],  # noqa: ANN202
+               meanwhile: Callable[[], object] | None):
     """LoadedFile of each job, in order, each remembered in the cache by whoever made it."""
     size = sum(_size(path) for _, path, _ in jobs)
     if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or sys.platform != "linux":
@@ -105,6 +112,8 @@ def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, .
         # largest files first, one at a time: both workers stay busy to the end
         order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][1]))
         futures = {i: pool.submit(_work, jobs[i]) for i in order}
+        if meanwhile:
+            meanwhile()
         for i in range(len(jobs)):
             yield futures[i].result()
 
