@@ -5,12 +5,14 @@ BuildReport that comes out. Nothing is written unless every step succeeded.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import html
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,9 +34,6 @@ from deckgen.ids import (
 )
 from deckgen.load import Progress, RenderedQuestion, quiz_blocks
 from deckgen.model import WARNING, CodeBlock, Corpus, Diagnostic, MediaFile, Question
-
-CODE_STATUSES = ("ran", "failed", "timed out", "skipped")
-
 
 
 @dataclass
@@ -72,7 +71,9 @@ class Planned:
     sections: dict[str, SectionReport]
 
 
-# --- Step 2: questions → planned notes (render, run, identify) ------------------------------------
+# Step 1, source files → questions and their HTML, is deckgen.load's.
+
+# --- Step 2: questions → planned notes (identify, run the code) ------------------------------------
 
 
 def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
@@ -271,10 +272,7 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     plan = plan_notes(corpus, rendered, lock, settings)
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
-    for diagnostic in report.diagnostics:
-        section = _section_of(diagnostic, corpus)
-        if section in plan.sections and not diagnostic.is_error:
-            plan.sections[section].warnings += 1
+    _count_warnings(report.diagnostics, corpus, plan.sections)
     if report.errors or not write:
         return report
     models = note_types(settings)
@@ -286,7 +284,7 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
         if note.note_type == "qa":
             plan.sections.setdefault(note.section, SectionReport(note.section)).changes[note.change] += 1
     report.sections = list(plan.sections.values())
-    report.events = _events(plan, lock, settled)
+    report.events = _events(corpus.questions, plan.identities, lock, settled)
     report.packages = write_outputs(settled, plan, models, settings)
     _save_previous(settings, input_fingerprint(settings), report)
     return report
@@ -311,7 +309,7 @@ def input_fingerprint(settings: Settings) -> str:
     digest.update(repr(settings).encode())
     for package in ("genanki", "markdown-it-py", "mdit-py-plugins", "pygments", "nh3"):
         digest.update(f"{package}={version(package)}".encode())
-    digest.update(__version__.encode())
+    digest.update(f"{__version__} {sys.executable} {sys.version}".encode())
     folders = [*settings.sources, settings.templates or default_templates_dir()]
     for folder in folders:
         files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
@@ -361,22 +359,25 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
     _write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
 
 
-def _events(plan: Planned, lock: Lock, settled: Settlement) -> list[str]:
+def _events(questions: Sequence[Question], identities: Sequence[Identity], lock: Lock,
+            settled: Settlement) -> list[str]:
+    """A line for each question renamed, moved or removed since the last build."""
     events = []
-    for identity in plan.identities:
+    for question, identity in zip(questions, identities):
         if identity.renamed_from:
             old = lock.notes[identity.renamed_from]
-            events.append(f"renamed: '{old.title}' keeps its note under the new title ({old.section})")
+            events.append(f"renamed: '{old.title}' → '{question.title}' ({question.section}): "
+                          "the same note, updated")
         if identity.moved_from:
-            events.append(f"moved: '{identity.key}' from {identity.moved_from}; Anki keeps the card in "
-                          "its old deck (Browse → Change Deck moves it)")
+            events.append(f"moved: '{question.title}' from {identity.moved_from} to {question.section}: "
+                          "Anki keeps its card in the old deck (Browse → Change Deck moves it)")
     for note in settled.notes:
         if note.change == "removed" and note.note_type == "qa":
-            events.append(f"removed: '{note.title}' ({note.section}); shipped tagged deckgen::removed")
+            events.append(f"removed: '{note.title}' ({note.section}): shipped tagged deckgen::removed")
     for old in settled.lost:
         if old.note_type == "qa":
-            events.append(f"removed: '{old.title}' ({old.section}); its last content is not in the "
-                          "previous build, so it is not shipped: find it in Anki and delete it by hand")
+            events.append(f"removed: '{old.title}' ({old.section}): it is not in the previous build "
+                          "either, so it cannot be shipped tagged; find it in Anki and delete it by hand")
     return events
 
 
@@ -384,9 +385,17 @@ def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(dict.fromkeys(diagnostics), key=lambda d: (str(d.path), d.line, d.level, d.message))
 
 
-def _section_of(diagnostic: Diagnostic, corpus: Corpus) -> str | None:
-    best = None
+def _count_warnings(diagnostics: Sequence[Diagnostic], corpus: Corpus,
+                    sections: dict[str, SectionReport]) -> None:
+    """Each warning counts for the section of the question it falls in (one above the first
+    question, in a table of contents say, for that question's section)."""
+    starts: dict[Path, list[tuple[int, str]]] = {}
     for question in corpus.questions:
-        if question.path == diagnostic.path and question.line <= diagnostic.line:
-            best = question.section
-    return best
+        starts.setdefault(question.path, []).append((question.line, question.section))
+    for lines in starts.values():
+        lines.sort()
+    for diagnostic in diagnostics:
+        lines = starts.get(diagnostic.path, [])
+        index = max(bisect.bisect_right(lines, (diagnostic.line, "\uffff")) - 1, 0)
+        if not diagnostic.is_error and lines and lines[index][1] in sections:
+            sections[lines[index][1]].warnings += 1
