@@ -67,6 +67,14 @@ class LockedNote:
 
 
 @dataclass
+class LockedNoteType:
+    """A note type's templates and CSS as last shipped: a change ships with a newer time."""
+
+    hash: str
+    mod: int
+
+
+@dataclass
 class RemovedNote:
     """A note whose question left the source: shipped as it last was, tagged for deletion."""
 
@@ -84,7 +92,7 @@ class RemovedNote:
 class Lock:
     notes: dict[str, LockedNote] = field(default_factory=dict)
     removed: dict[str, RemovedNote] = field(default_factory=dict)
-    note_types: dict[str, LockedNote] = field(default_factory=dict)
+    note_types: dict[str, LockedNoteType] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str, origin: Path) -> Lock:
@@ -93,7 +101,7 @@ class Lock:
             return cls(
                 notes={k: LockedNote(**v) for k, v in data.get("notes", {}).items()},
                 removed={k: RemovedNote(**v) for k, v in data.get("removed", {}).items()},
-                note_types={k: LockedNote(**v) for k, v in data.get("note_types", {}).items()},
+                note_types={k: LockedNoteType(**v) for k, v in data.get("note_types", {}).items()},
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise LockError(
@@ -130,7 +138,7 @@ def content_hash(*parts: object) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def next_mod(previous: LockedNote | None, new_hash: str, now: int) -> int:
+def next_mod(previous: LockedNote | LockedNoteType | None, new_hash: str, now: int) -> int:
     """A changed note's time must be strictly newer than any it shipped with, or Anki ignores it;
     an unchanged note keeps its time so that rebuilding gives byte-identical packages."""
     if previous is None:
@@ -295,7 +303,7 @@ def settle(
     """
     new = Lock()
     for name, digest in sorted(note_type_hashes.items()):
-        new.note_types[name] = LockedNote("", name, "", digest, next_mod(lock.note_types.get(name), digest, now))
+        new.note_types[name] = LockedNoteType(digest, next_mod(lock.note_types.get(name), digest, now))
     settled: list[SettledNote] = []
     continued: set[str] = set()
     for note in planned:
