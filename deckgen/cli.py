@@ -188,4 +188,12 @@ def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
             f"{s.images} images, {s.remote_images} remote; {s.warnings} warnings"
         )
     for path in report.packages:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {_shown(path)}")
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it is clear: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
