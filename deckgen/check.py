@@ -21,18 +21,12 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
-from pygments.lexers import get_lexer_by_name
-from pygments.util import ClassNotFound
 
-from deckgen.markdown import make_markdown
+from deckgen.markdown import fence_language, make_markdown
 from deckgen.model import ERROR, WARNING, Diagnostic
+from deckgen.render import is_known_language
 
-__all__ = ["lint_text", "PLAIN_LANGUAGES"]
-
-# Fence words that ask for plain text on purpose: no warning for them.
-PLAIN_LANGUAGES = frozenset({"text", "plaintext", "plain", "txt", "output", "log", "none", "nohighlight"})
-# Fence words Pygments knows under another name (as the renderer resolves them).
-_LANGUAGE_ALIASES = {"cmd": "batch", "py3": "python", "ipython": "python"}
+__all__ = ["lint_text"]
 
 # A raw question heading `<h2 id="…">3.标题 $x$</h2>` (text may follow on its line). `parse`
 # blanks such headings out of the text before parsing and `render` shows their inner text as
@@ -169,9 +163,8 @@ class _Linter:
                     f"unclosed code fence opened here: it runs to the end of its list item or quote "
                     f"(line {end}); indent the closing fence like the opening one",
                 )
-        info = token.info.strip()
-        language = info.split(maxsplit=1)[0].lower().strip("{}.") if info else ""
-        if language and not _known_language(language):
+        language = fence_language(token.info)
+        if not is_known_language(language):
             self._report(line, WARNING, f"unknown code language '{language}': shown as plain text")
 
     # --- inline math ---
@@ -298,17 +291,6 @@ def _brace_balance(tex: str) -> int:
 def _snippet(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _SNIPPET_LENGTH else text[: _SNIPPET_LENGTH - 1] + "…"
-
-
-@functools.lru_cache(maxsize=256)
-def _known_language(language: str) -> bool:
-    if language in PLAIN_LANGUAGES:
-        return True
-    try:
-        get_lexer_by_name(_LANGUAGE_ALIASES.get(language, language))
-    except ClassNotFound:
-        return False
-    return True
 
 
 # Inline rules that never consume a `$` or `\` in a source without "`", "<" or "[" (no code

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from deckgen import __version__, check, parse
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
-from deckgen.render import Rendered, Renderer
+from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer
 
-# Fenced blocks that are shown output or prose, not code to quiz on or run.
-TEXT_LANGUAGES = frozenset({"", "text", "txt", "plain", "plaintext", "output", "none", "log", "mermaid"})
+# Fenced blocks that are text or a diagram, not code to quiz on or run.
+NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
 # Below this much Markdown, starting worker processes costs more than it saves.
 PARALLEL_BYTES = 256 * 1024
 _CACHE_VERSION = 1
@@ -46,7 +46,7 @@ class LoadedFile:
 
 def quiz_blocks(question: Question) -> list[CodeBlock]:
     """The code blocks of an answer that become code notes: code, not shown output or prose."""
-    return [b for b in question.code_blocks if b.language not in TEXT_LANGUAGES and b.code.strip()]
+    return [b for b in question.code_blocks if b.language not in NOT_CODE and b.code.strip()]
 
 
 def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:

@@ -20,6 +20,13 @@ BlockRule = Callable[[StateBlock, int, int, bool], bool]
 InlineRule = Callable[[StateInline, bool], bool]
 
 
+def fence_language(info: str) -> str:
+    """The language a fence names: its info string's first word, lower-cased, without the
+    braces or dot some writers put around it (```{python}, ```.py)."""
+    words = info.split(maxsplit=1)
+    return words[0].lower().strip("{}.") if words else ""
+
+
 def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     """A CommonMark parser with tables, raw HTML, front matter and $/$$/\\(\\)/\\[\\] math."""
     md = MarkdownIt("commonmark", {"html": True, "highlight": highlight})

@@ -30,7 +30,7 @@ from urllib.parse import unquote
 from markdown_it.token import Token
 
 from deckgen.ids import QUESTION_MARKER, normalize_key, strip_number
-from deckgen.markdown import make_markdown
+from deckgen.markdown import fence_language, make_markdown
 from deckgen.model import (
     ERROR,
     WARNING,
@@ -474,12 +474,11 @@ def _fences(tokens: list[Token]) -> list[_Fence]:
     for i, token in enumerate(tokens):
         if token.type != "fence" or not token.map:
             continue
-        info = token.info.strip().split()
         fence = _Fence(
             index=i,
             line=token.map[0],
             end=token.map[1],
-            language=info[0].lower() if info else "",
+            language=fence_language(token.info),
             code=token.content,
         )
         fences.append(fence)

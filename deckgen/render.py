@@ -11,6 +11,7 @@ Classes the card CSS can style: `pre.highlight` (code, `data-lang` names the lan
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -32,7 +33,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from deckgen.markdown import make_markdown
+from deckgen.markdown import fence_language, make_markdown
 from deckgen.model import WARNING, Diagnostic, MediaFile, Question
 from deckgen.sanitize import clean, removals, url_problem
 
@@ -42,8 +43,28 @@ NIGHT_SELECTORS = (".nightMode .highlight", ".night_mode .highlight")
 
 # Fence words Pygments does not know that still name something readable as plain text; they
 # are shown as such without a warning ("cmd" is Windows batch, which Pygments does know).
-_LANGUAGE_ALIASES = {"cmd": "batch", "shell": "bash", "py3": "python", "ipython": "python"}
-_PLAIN_LANGUAGES = frozenset({"", "text", "plaintext", "plain", "txt", "output", "log", "mermaid"})
+# Fence words asking for plain text on purpose: shown as written, without a warning.
+PLAIN_LANGUAGES = frozenset(
+    {"", "text", "plaintext", "plain", "txt", "output", "log", "none", "nohighlight"}
+)
+# Fence words Pygments knows under another name.
+LANGUAGE_ALIASES = {"cmd": "batch", "shell": "bash", "py3": "python", "ipython": "python"}
+
+
+@functools.lru_cache(maxsize=None)
+def lexer_for(language: str) -> Lexer | None:
+    """The Pygments lexer for a fence's language; None for plain text and for a language
+    Pygments does not know (shown as plain text too)."""
+    if language in PLAIN_LANGUAGES:
+        return None
+    try:
+        return get_lexer_by_name(LANGUAGE_ALIASES.get(language, language))
+    except ClassNotFound:
+        return None
+
+
+def is_known_language(language: str) -> bool:
+    return language in PLAIN_LANGUAGES or lexer_for(language) is not None
 
 _RAW_HEADING = re.compile(r"^\s*<(h[1-6])\b[^>]*>(.*?)</\1\s*>\s*$", re.IGNORECASE | re.DOTALL)
 _IMG_TAG = re.compile(r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
@@ -100,7 +121,6 @@ class Renderer:
         # Images may come only from these folders; with none given, from the rendered file's own.
         self._roots = tuple(Path(root).resolve() for root in allowed_roots)
         self._formatter = HtmlFormatter(nowrap=True)
-        self._lexers: dict[str, Lexer | None] = {}
         self._code_cache: dict[tuple[str, str], str] = {}
         self._media_names: dict[Path, str] = {}
         self._folders: dict[Path, Path] = {}
@@ -220,8 +240,7 @@ class Renderer:
 
     def _fence(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
-        language = token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
-        language = language.strip("{}.")  # an unknown one is plain text; `check` reports it
+        language = fence_language(token.info)  # an unknown one is plain text; `check` reports it
         return self._set_aside(self._code_html(token.content, language), _job(env)) + "\n"
 
     def _code_block(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
@@ -249,22 +268,12 @@ class Renderer:
         # its answer and as a code note): highlight each once.
         key = (language, code)
         if key not in self._code_cache:
-            lexer = self._lexer(language)
+            lexer = lexer_for(language)
             body = escapeHtml(code) if lexer is None else highlight(code, lexer, self._formatter)
             label = f' data-lang="{escapeHtml(language)}"' if language else ""
             self._code_cache[key] = f'<pre class="highlight"{label}><code>{body}</code></pre>'
         return self._code_cache[key]
 
-    def _lexer(self, language: str) -> Lexer | None:
-        if language not in self._lexers:
-            lexer = None
-            if language not in _PLAIN_LANGUAGES:
-                try:
-                    lexer = get_lexer_by_name(_LANGUAGE_ALIASES.get(language, language))
-                except ClassNotFound:
-                    pass
-            self._lexers[language] = lexer
-        return self._lexers[language]
 
     # -- images, links, raw HTML -------------------------------------------------------------
 
