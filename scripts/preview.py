@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,10 +42,11 @@ def main() -> None:
         script = ""
         if args.mathjax:
             script = f'{MATHJAX_CONFIG}<script src="{args.mathjax.resolve().as_uri()}"></script>'
-        media = Path(col.media.dir())
+        media = args.output / "media"  # the collection is temporary: keep its files beside the pages
+        shutil.copytree(col.media.dir(), media, dirs_exist_ok=True)
         for number, cid in enumerate(sorted(col.find_cards("")), start=1):
             out = col.get_card(cid).render_output()
-            body = out.answer_text.replace('src="', f'src="{media.as_uri()}/')
+            body = out.answer_text.replace('src="', 'src="media/')
             page = (f"<!doctype html><html><head><meta charset='utf-8'>"
                     f"<meta name='viewport' content='width=device-width'>"
                     f"<style>{out.css}</style>{script}</head>"
