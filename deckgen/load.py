@@ -6,6 +6,7 @@ code have not changed since the last build is not parsed or rendered again.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -130,6 +131,7 @@ _worker: tuple[Renderer, _FileCache] | None = None
 
 def _start_worker(allowed_roots: tuple[Path, ...], cache: _FileCache) -> None:
     global _worker
+    gc.freeze()  # what the worker inherited stays: the collector need not walk it again and again
     _worker = (Renderer(allowed_roots), cache)
 
 
