@@ -355,3 +355,15 @@ def test_the_shared_knowledge_base_sample_builds_and_renders_in_anki(tmp_path, a
         assert out.question_text.strip() and out.answer_text.strip()
     assert not anki.col.media.check().missing
     assert len(os.listdir(anki.col.media.dir())) == 3  # the three local images of 激活函数层知识点
+
+
+def test_packages_written_by_workers_equal_those_written_in_turn(no_run_project, monkeypatch):  # noqa: ANN001
+    settings = no_run_project.settings
+    build(settings)
+    in_turn = {p.name: p.read_bytes() for p in settings.output.glob("*.apkg")}
+    monkeypatch.setattr(package, "PARALLEL_NOTES", 0)  # the workers, whatever the size
+    for path in settings.output.glob("*.apkg"):
+        path.unlink()
+    (settings.cache_dir / "build.json").unlink()  # no shortcut: write them again
+    build(settings)
+    assert {p.name: p.read_bytes() for p in settings.output.glob("*.apkg")} == in_turn

@@ -85,3 +85,17 @@ def test_a_new_image_beside_the_file_renders_the_file_again(tmp_path: Path) -> N
     (source / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     _, rendered = load_sources([source], tmp_path / "cache")
     assert [m.source.name for m in rendered[0].answer.media] == ["fig.png"]
+
+
+def test_worker_processes_give_what_one_process_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deckgen.load as load
+
+    folders = [f for f in (REPO / "source", REPO / "tests" / "fixtures" / "parse") if f.is_dir()]
+    alone, alone_html = load_sources(folders, None)
+    monkeypatch.setattr(load, "PARALLEL_BYTES", 0)  # the workers, whatever the size
+    shared, shared_html = load_sources(folders, None)
+    assert [(q.path, q.line, q.key, q.answer) for q in shared.questions] == [
+        (q.path, q.line, q.key, q.answer) for q in alone.questions]
+    assert [(r.title, r.answer.html, r.code) for r in shared_html] == [
+        (r.title, r.answer.html, r.code) for r in alone_html]
+    assert shared.diagnostics == alone.diagnostics
