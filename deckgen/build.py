@@ -103,8 +103,9 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.cards += 1
         title = html_of.title
         deck = "::".join((settings.root, *question.deck))
-        crumb = " › ".join(question.deck)
-        source = source_label(question, settings.sources)
+        # Every field is HTML a card shows: text from headings and file names is escaped.
+        crumb = html.escape(" › ".join(question.deck))
+        source = html.escape(source_label(question, settings.sources))
         tags = note_tags(question)
         plan.notes.append(PlannedNote(
             identity.key, previous_key(identity.key, lock, identity.renamed_from), "qa",
@@ -124,7 +125,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                 title,
                 code_html,
                 html.escape(block.code, quote=False),
-                block.language,
+                html.escape(block.language),
                 html.escape(result.output, quote=False),
                 result.status,
                 html.escape(result.reason, quote=False),

@@ -227,3 +227,25 @@ def test_no_card_renders_a_script_in_real_anki(built: Built, anki: Anki) -> None
             assert "<script" not in text.lower() and "onerror" not in text.lower()
             assert "标题" in text
     assert any("红色" in c.answer() and r"\(x^2\)" in c.answer() for c in cards)
+
+
+def test_section_names_file_names_and_languages_cannot_carry_html(tmp_path: Path) -> None:
+    """Every field is HTML a card shows: a heading, a file or a fence word is text there."""
+    source = tmp_path / "source"
+    source.mkdir()
+    evil = "<img src=x onerror=alert(1)>"
+    (source / "a<b onclick=alert(2)>.md").write_text(
+        f"# 节 {evil}\n\n## 【一】问题\n\n```py<svg/onload=alert(3)>\nprint(1)\n```\n", encoding="utf-8")
+    settings = Settings(sources=(source,), output=tmp_path / "build", lock=tmp_path / "deckgen.lock",
+                        run_code=False)
+    report = build(settings)
+    assert not report.errors
+    notes, _, _ = open_package(report.packages[-1], tmp_path)
+    assert len(notes) == 2
+    for note in notes:
+        for name, value in note.items():
+            if name in ("guid", "type", "mod", "tags", "deck"):
+                continue
+            assert not re.search(r"<(img|b|svg)\b", str(value)), (name, value)
+    code = next(n for n in notes if n["type"] == "deckgen Code")
+    assert code["Language"] == "py&lt;svg/onload=alert(3)&gt;"
