@@ -102,7 +102,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.remote_images += answer.remote_images
         report.cards += 1
         title = html_of.title
-        deck = "::".join((settings.root, *question.deck))
+        deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join(question.deck))
         source = html.escape(source_label(question, settings.sources))
