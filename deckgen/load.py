@@ -20,7 +20,7 @@ from pathlib import Path
 
 from deckgen import __version__, check, parse
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
-from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer
+from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
 
 # Fenced blocks that are text or a diagram, not code to quiz on or run.
 NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
@@ -106,7 +106,10 @@ def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, .
         for job in jobs:
             yield _load_and_remember(job, renderer, cache)
         return
-    # fork: the workers start with everything imported; the build has no threads yet.
+    # fork: the workers start with everything imported; the build has no threads yet. The
+    # lexers nearly every corpus needs are made first, once, for both workers to inherit.
+    for language in ("python", "bash"):
+        lexer_for(language)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
                              initargs=(allowed_roots, cache)) as pool:
