@@ -157,6 +157,7 @@ class Anki:
     def __init__(self, path: Path) -> None:
         from anki.collection import Collection
 
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.col = Collection(str(path))
 
     def import_package(self, apkg: Path):  # noqa: ANN201 - ImportLogWithChanges.Log
@@ -212,6 +213,6 @@ class Anki:
 @pytest.fixture
 def anki(tmp_path: Path):  # noqa: ANN201
     pytest.importorskip("anki")
-    collection = Anki(tmp_path / "anki" / "collection.anki2") if (tmp_path / "anki").mkdir() is None else None
+    collection = Anki(tmp_path / "anki" / "collection.anki2")
     yield collection
     collection.close()

@@ -79,3 +79,24 @@ def test_the_article_imports_into_anki_and_every_card_renders(built, anki) -> No
     rope = next(n for n in anki.notes("deckgen Q&A") if "ROPE" in n["Question"])
     assert r"\[" in rope["Answer"] and r"\begin{bmatrix}" in rope["Answer"]
     assert "<em>" not in "".join(re.findall(r"\\\[.*?\\\]", rope["Answer"], flags=re.S))
+
+
+def test_each_section_package_imports_alone_and_renders(built, tmp_path: Path) -> None:  # noqa: ANN001
+    from .conftest import Anki
+
+    settings, report = built
+    for number, package in enumerate(report.packages):
+        anki = Anki(tmp_path / f"c{number}" / "collection.anki2")
+        try:
+            log = anki.import_package(package)
+            assert log.new and not log.conflicting
+            decks = {card.col.decks.name(card.did) for card in anki.cards()}
+            if package.stem != ROOT:
+                assert decks == {f"{ROOT}::{package.stem}"}
+            for card in anki.cards():
+                out = card.render_output()
+                assert out.question_text.strip() and out.answer_text.strip()
+                assert "{{" not in out.question_text + out.answer_text
+            assert not anki.col.media.check().missing
+        finally:
+            anki.close()
