@@ -717,7 +717,7 @@ def _article_questions(doc: _Doc) -> list[Question]:
         if section is None:
             doc.diag(heading.line, ERROR, "question outside any section: no card")
             continue
-        name = _plain(section.text) or section.text.strip()
+        name = _section_name(section.text)
         answer = _answer(doc, heading.body_start, end, inner=headings[k + 1 : later])
         if answer is None:
             doc.diag(heading.line, WARNING, "empty answer: no card")
@@ -964,6 +964,16 @@ def coverage(file: SourceFile) -> list[Diagnostic]:
 def _plain(text: str) -> str:
     """Heading text without HTML tags or emphasis marks: for section names and tags."""
     return " ".join(_INLINE_MARKS.sub("", _HTML_TAG.sub("", text)).split())
+
+
+def _section_name(text: str) -> str:
+    """A section heading as a deck name: plain text, without the decoration some articles put
+    around it (`----【机器学习基础】----`), so it meets the folder of the same name."""
+    plain = _plain(text) or text.strip()
+    bare = plain.strip("-=*~_#·• ")
+    if bare.startswith("【") and bare.endswith("】") and bare.count("【") == 1:
+        bare = bare[1:-1].strip()
+    return bare or plain
 
 
 def _tag(name: str) -> str:

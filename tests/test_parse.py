@@ -529,3 +529,11 @@ def test_shared_corpus_details_checked_by_hand() -> None:
     for path in (attention, python):
         for question in parse(path)[0].questions:
             assert_lines_map_to_file(question, path.read_text(encoding="utf-8"))
+
+
+def test_a_decorated_section_heading_gives_the_plain_section_name(tmp_path: Path) -> None:
+    text = "# <center>----【机器学习基础】----</center>\n\n## 【一】什么是偏差？\n\n答。\n"
+    source, diagnostics = parse_file(tmp_path / "a.md", text, root=tmp_path)
+    assert diagnostics == []
+    assert [(q.section, q.deck, q.tags) for q in source.questions] == [
+        ("机器学习基础", ("机器学习基础",), ("机器学习基础",))]
