@@ -3,6 +3,7 @@
 
     python scripts/benchmark.py            # synthetic 1×, 4×, 16× and ../shared/corpus if present
     python scripts/benchmark.py --scales 1 # just one size
+    python scripts/benchmark.py --scales --corpus path/to/Interview-for-Algorithm-Engineer
 
 Each build runs as its own process (`python -m deckgen build … --no-run`), so wall time includes
 start-up and imports, as a user sees it, and peak memory is that process's maximum resident size.
@@ -156,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
     parser.add_argument("--repeat", type=int, default=3, help="builds to take the median of")
+    parser.add_argument("--corpus", type=Path, action="append", default=[],
+                        help="also a folder of your own, e.g. a checkout of the knowledge base")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; each build is one process "
           f"(median of {args.repeat}; peak memory: the largest of them)")
@@ -164,6 +167,8 @@ def main() -> None:
             source = Path(tmp) / "kb"
             make_corpus(source, scale)
             measure(f"synthetic {scale}×", source, args.repeat)
+    for folder in args.corpus:
+        measure(folder.name, folder, args.repeat)
     if SHARED_CORPUS.is_dir():
         with tempfile.TemporaryDirectory(prefix="deckgen-corpus-") as tmp:
             source = Path(tmp) / "corpus"
