@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deckgen import __version__
+from deckgen import code_fingerprint
 from deckgen.config import Settings
 from deckgen.ids import (
     Identity,
@@ -310,7 +310,7 @@ def input_fingerprint(settings: Settings) -> str:
     digest.update(repr(settings).encode())
     for package in ("genanki", "markdown-it-py", "mdit-py-plugins", "pygments", "nh3"):
         digest.update(f"{package}={version(package)}".encode())
-    digest.update(f"{__version__} {sys.executable} {sys.version}".encode())
+    digest.update(f"{code_fingerprint()} {sys.executable} {sys.version}".encode())
     folders = [*settings.sources, settings.templates or default_templates_dir()]
     for folder in folders:
         files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())

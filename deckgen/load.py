@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from deckgen import __version__, check, parse
+from deckgen import check, code_fingerprint, parse
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
 from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
 
@@ -158,7 +158,7 @@ class _FileCache:
 
     def __init__(self, folder: Path | None, allowed_roots: tuple[Path, ...]) -> None:
         self.folder = folder / "files" if folder else None
-        self.salt = repr((_CACHE_VERSION, __version__, sys.version, allowed_roots, [
+        self.salt = repr((_CACHE_VERSION, code_fingerprint(), sys.version, allowed_roots, [
             version(p) for p in ("markdown-it-py", "mdit-py-plugins", "pygments", "nh3")]))
         self._folder_stats: dict[Path, str] = {}
 
