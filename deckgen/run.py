@@ -41,7 +41,7 @@ _STATUSES = frozenset({RAN, FAILED, TIMED_OUT, SKIPPED})
 
 # Bump when anything that shapes a result changes (bootstrap, interpreter flags, limits, trimming),
 # so results cached by an older deckgen are not reused.
-RUNNER_VERSION = 2
+RUNNER_VERSION = 3
 
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "py3"})
 # ipython may hold magics (%timeit, !pip) and pycon holds `>>>` sessions: plain Python cannot run
@@ -220,6 +220,13 @@ except OSError as error:
 _INTERPRETER_FLAGS = ("-s", "-u", "-B", "-X", "utf8")
 
 _MISSING_MODULE = re.compile(r"^ModuleNotFoundError: No module named '([^']+)'")
+# The last line of a traceback: `NameError: name 'torch' is not defined`.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b(?::.*)?$")
+_REASON_LENGTH = 120
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _REASON_LENGTH else text[: _REASON_LENGTH - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -330,6 +337,9 @@ class CodeRunner:
                 return RunResult(FAILED, output, code,
                                  f"killed by {name} (perhaps it {memory})")
             return RunResult(FAILED, output, code, f"killed by {name}")
+        raised = _EXCEPTION_LINE.match(last)
+        if raised:  # the card says what went wrong, not just that something did
+            return RunResult(FAILED, output, code, _shortened(raised.group(0)))
         return RunResult(FAILED, output, code, f"exited with status {code}")
 
     # --- cache --------------------------------------------------------------------------------

@@ -96,9 +96,20 @@ def test_stdout_and_stderr_are_captured_in_the_order_printed(runner: CodeRunner)
 
 def test_a_failing_block_keeps_its_traceback_naming_main_py(runner: CodeRunner) -> None:
     result = runner.run("x = 1\nraise ValueError('boom')\n", "python")
-    assert (result.status, result.exit_code, result.reason) == (FAILED, 1, "exited with status 1")
+    assert (result.status, result.exit_code, result.reason) == (FAILED, 1, "ValueError: boom")
     assert 'File "main.py", line 2, in <module>' in result.output
     assert result.output.rstrip().endswith("ValueError: boom")
+
+
+def test_a_fragment_fails_saying_what_it_lacks(runner: CodeRunner) -> None:
+    result = runner.run("torch.set_rng_state(state)\n", "python")
+    assert (result.status, result.reason) == (FAILED, "NameError: name 'torch' is not defined")
+
+
+def test_a_plain_non_zero_exit_says_its_status(runner: CodeRunner) -> None:
+    result = runner.run("import sys\nprint('bye')\nsys.exit(3)\n", "python")
+    assert (result.status, result.exit_code, result.reason) == (FAILED, 3, "exited with status 3")
+    assert result.output == "bye\n"
 
 
 def test_an_endless_loop_is_stopped_at_the_timeout() -> None:
@@ -143,7 +154,7 @@ def test_a_missing_module_after_long_output_is_still_recognised(runner: CodeRunn
 
 def test_an_import_error_of_an_installed_module_is_a_failure(runner: CodeRunner) -> None:
     result = runner.run("from json import no_such_name\n", "python")
-    assert (result.status, result.reason) == (FAILED, "exited with status 1")
+    assert result.status == FAILED and result.reason.startswith("ImportError: cannot import name")
 
 
 @pytest.mark.parametrize("language", ["bash", "sh", "shell", "console", "zsh", "powershell", "cmd"])
