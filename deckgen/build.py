@@ -301,7 +301,7 @@ def _import_later_steps() -> None:
 
 def input_fingerprint(settings: Settings) -> str:
     """A hash of everything a build reads: sources and the files beside them, templates, the lock
-    file, the settings, and the versions of the code that renders."""
+    file, the settings, and the code that renders."""
     from importlib.metadata import version
 
     from deckgen.notetypes import default_templates_dir
@@ -311,18 +311,17 @@ def input_fingerprint(settings: Settings) -> str:
     for package in ("genanki", "markdown-it-py", "mdit-py-plugins", "pygments", "nh3"):
         digest.update(f"{package}={version(package)}".encode())
     digest.update(f"{code_fingerprint()} {sys.executable} {sys.version}".encode())
-    folders = [*settings.sources, settings.templates or default_templates_dir()]
-    for folder in folders:
+    # Sources and what lies beside them: size and time tell a change without reading (the
+    # rendering step keys its cache by content, so a file merely touched costs little).
+    for folder in settings.sources:
         files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
         for path in files:
-            if settings.output in path.parents:
-                continue
-            digest.update(str(path).encode())
-            if path.suffix.lower() in (".md", ".markdown", ".html", ".css"):
-                digest.update(path.read_bytes())
-            else:  # images and the like: their size and time tell a change cheaply
+            if settings.output not in path.parents:
                 stat = path.stat()
-                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    templates = settings.templates or default_templates_dir()
+    for path in sorted(p for p in templates.rglob("*") if p.is_file()):
+        digest.update(path.read_bytes())
     if settings.lock.exists():
         digest.update(settings.lock.read_bytes())
     return digest.hexdigest()
