@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deckgen import code_fingerprint
 from deckgen.config import Settings
@@ -32,8 +33,10 @@ from deckgen.ids import (
     resolve_identities,
     settle,
 )
-from deckgen.load import Progress, RenderedQuestion, quiz_blocks
 from deckgen.model import WARNING, CodeBlock, Corpus, Diagnostic, MediaFile, Question
+
+if TYPE_CHECKING:  # the rendering stack is imported only when a build has work to do
+    from deckgen.load import Progress, RenderedQuestion
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Planned:
 def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
+    from deckgen.load import quiz_blocks
     from deckgen.run import CodeRunner
 
     questions = corpus.questions
