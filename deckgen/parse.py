@@ -237,7 +237,8 @@ class _Doc:
     front_matter: dict[str, str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
     tokens: list[Token] = field(default_factory=list)  # the block tokens of `tokenized`
-    tokenized: list[str] = field(default_factory=list)  # `lines` as they were parsed
+    # `lines` as they were parsed; empty when answers cannot be cut from `tokens` (see _block_tokens)
+    tokenized: list[str] = field(default_factory=list)
     fence_lines: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -298,7 +299,7 @@ def _answer_tokens(doc: _Doc, questions: Sequence[Question]) -> list[list[Token]
     """The file's block tokens of each answer, where they are what parsing the answer alone
     gives: its lines unchanged since the parse, no block crossing its edges, no reference
     definitions elsewhere in the file it might use, no unclosed fence running past its end."""
-    if any(t.type == "deckgen_not_sliceable" for t in doc.tokens):
+    if not doc.tokenized:
         return [None] * len(questions)
     blocks = []  # (index, first line, last line + 1 without trailing blank lines) of top-level blocks
     for index, token in enumerate(doc.tokens):
@@ -339,7 +340,7 @@ def _read_structure(path: Path, text: str) -> _Doc:
     work = list(lines)
     for raw in raws:
         _blank_raw(work, raw)
-    tokens = _block_tokens(work)
+    tokens, sliceable = _block_tokens(work)
 
     # A raw heading inside a code block (or a comment, <pre> …) is content: put it back. That
     # changes no structure (those blocks end on their own markers, not on blank lines), only
@@ -361,8 +362,9 @@ def _read_structure(path: Path, text: str) -> _Doc:
             )
             diagnostics.append(Diagnostic(path, raw.line + 1, WARNING, message))
     if len(kept) < len(raws):
-        tokens = _block_tokens(work)
-    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics, tokens, list(work))
+        tokens, sliceable = _block_tokens(work)
+    doc = _Doc(path, work, [], _fences(tokens), _front_matter(tokens), diagnostics, tokens,
+               list(work) if sliceable else [])
 
     headings = [_raw_to_heading(raw) for raw in kept]
     for i, token in enumerate(tokens):
@@ -553,14 +555,17 @@ def _indent(line: str) -> int:
     return len(expanded) - len(expanded.lstrip())
 
 
-def _block_tokens(lines: list[str]) -> list[Token]:
-    """Block tokens of the file, with `map` line ranges into `lines`.
+def _block_tokens(lines: list[str]) -> tuple[list[Token], bool]:
+    """Block tokens of the file, with `map` line ranges into `lines`, and whether each answer's
+    share of them is what parsing the answer alone would give (not so when the file defines
+    link references, which every answer may use, or when parsing had to resume).
 
     Past its nesting limit markdown-it skips the rest of the input, questions and all; the
     parse then resumes at the next line a deep list cannot hold (a heading at column 0), so
     only the too-deep part is lost, and `check` reports it.
     """
     tokens: list[Token] = []
+    sliceable = True
     start = 0
     while start < len(lines):
         chunk: list[Token] = []
@@ -568,8 +573,7 @@ def _block_tokens(lines: list[str]) -> list[Token]:
         # ended by a newline as every line is, so the last block reads like any other
         text = "\n".join(lines[start:]).replace("\0", "\ufffd") + "\n"
         _md.block.parse(text, _md, env, chunk)
-        if env.get("references") or start:
-            tokens.append(Token("deckgen_not_sliceable", "", 0))
+        sliceable = sliceable and not env.get("references") and not start
         deepest = max((t for t in chunk if t.map), key=lambda t: t.level, default=None)
         resume = None
         if deepest is not None and deepest.level >= _md.options["maxNesting"] - 2:
@@ -584,7 +588,7 @@ def _block_tokens(lines: list[str]) -> list[Token]:
         if resume is None:
             break
         start = resume
-    return tokens
+    return tokens, sliceable
 
 
 def _front_matter(tokens: list[Token]) -> dict[str, str]:
