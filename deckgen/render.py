@@ -41,8 +41,6 @@ LIGHT_STYLE = "default"
 NIGHT_STYLE = "github-dark"
 NIGHT_SELECTORS = (".nightMode .highlight", ".night_mode .highlight")
 
-# Fence words Pygments does not know that still name something readable as plain text; they
-# are shown as such without a warning ("cmd" is Windows batch, which Pygments does know).
 # Fence words asking for plain text on purpose: shown as written, without a warning.
 PLAIN_LANGUAGES = frozenset(
     {"", "text", "plaintext", "plain", "txt", "output", "log", "none", "nohighlight"}
@@ -65,6 +63,7 @@ def lexer_for(language: str) -> Lexer | None:
 
 def is_known_language(language: str) -> bool:
     return language in PLAIN_LANGUAGES or lexer_for(language) is not None
+
 
 _RAW_HEADING = re.compile(r"^\s*<(h[1-6])\b[^>]*>(.*?)</\1\s*>\s*$", re.IGNORECASE | re.DOTALL)
 _IMG_TAG = re.compile(r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
@@ -174,7 +173,7 @@ class Renderer:
 
     def code(self, code: str, language: str) -> str:
         """A highlighted `<pre>` for the code note type; an unknown language is plain text."""
-        return self._code_html(code, language.strip().lower())  # ours: nothing to sanitize
+        return self._code_html(code, fence_language(language))  # ours: nothing to sanitize
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -273,7 +272,6 @@ class Renderer:
             label = f' data-lang="{escapeHtml(language)}"' if language else ""
             self._code_cache[key] = f'<pre class="highlight"{label}><code>{body}</code></pre>'
         return self._code_cache[key]
-
 
     # -- images, links, raw HTML -------------------------------------------------------------
 

@@ -33,6 +33,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from deckgen.markdown import fence_language
+
 RAN = "ran"
 FAILED = "failed"
 TIMED_OUT = "timed out"
@@ -253,7 +255,7 @@ class CodeRunner:
 
     def run(self, code: str, language: str) -> RunResult:
         """Run one block, or say why it is not run. Never raises."""
-        language = _language_word(language)
+        language = fence_language(language)
         if not self.enabled:
             return RunResult(SKIPPED, "", None, "code running is off (--no-run)")
         if language in SHELL_LANGUAGES:
@@ -499,11 +501,6 @@ def _isolation() -> _Isolation:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _language_word(language: str) -> str:
-    words = (language or "").split()
-    return words[0].lower() if words else ""
 
 
 def _child_environment(home: str) -> dict[str, str]:
