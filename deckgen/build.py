@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 from deckgen import code_fingerprint
 from deckgen.config import Settings
 from deckgen.ids import (
+    REMOVED_TAG,
     Identity,
     Lock,
     PlannedNote,
     Settlement,
+    content_hash,
     guid_for_key,
     previous_key,
     resolve_identities,
@@ -190,7 +192,7 @@ def _locked_guid(lock: Lock, key: str | None) -> str | None:
     return entry.guid if entry else None
 
 
-# --- Step 3: planned notes → packages, lock file, build cache --------------------------------------
+# --- Step 3: planned notes → packages and lock file ------------------------------------------------
 
 
 def note_types(settings: Settings):  # noqa: ANN201 - dict[str, genanki.Model]
@@ -203,13 +205,11 @@ def note_types(settings: Settings):  # noqa: ANN201 - dict[str, genanki.Model]
 
 
 def model_hash(model) -> str:  # noqa: ANN001 - genanki.Model
-    from deckgen.ids import content_hash
-
     return content_hash(model.name, model.fields, model.templates, model.css)
 
 
 def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Settings) -> list[Path]:
-    """One package per section and one with every section; then the lock and the build cache."""
+    """One package per section and one with every section; then the lock file."""
     from deckgen.package import NoteRecord, NoteType, PackageJob, write_packages
 
     types = {k: NoteType(m, settled.lock.note_types[k].mod) for k, m in models.items()}
@@ -377,7 +377,7 @@ def _events(questions: Sequence[Question], identities: Sequence[Identity], lock:
                           "Anki keeps its card in the old deck (Browse → Change Deck moves it)")
     for note in settled.notes:
         if note.change == "removed" and note.note_type == "qa":
-            events.append(f"removed: '{note.title}' ({note.section}): shipped tagged deckgen::removed")
+            events.append(f"removed: '{note.title}' ({note.section}): shipped tagged {REMOVED_TAG}")
     for old in settled.lost:
         if old.note_type == "qa":
             events.append(f"removed: '{old.title}' ({old.section}): it is not in the previous build "

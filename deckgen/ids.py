@@ -181,8 +181,9 @@ def resolve_identities(
             if renamed_from is not None:
                 locked = vanished.pop(renamed_from)
         guid = locked.guid if locked else guid_for_key(key)
-        if guid in used:  # two keys of one build must never share a note
-            guid = guid_for_key(f"{key}#{len(used)}")
+        salt = 1
+        while guid in used:  # two keys of one build must never share a note
+            guid, salt = guid_for_key(f"{key}#{salt}"), salt + 1
         used.add(guid)
         moved_from = locked.section if locked and locked.section != question.section else None
         identities.append(Identity(key, guid, renamed_from, moved_from))
