@@ -24,15 +24,14 @@ from typing import TYPE_CHECKING
 from deckgen import code_fingerprint
 from deckgen.config import Settings
 from deckgen.ids import (
-    REMOVED_TAG,
     Identity,
+    IdentityResolver,
     Lock,
+    LockedNote,
     PlannedNote,
+    SettledNote,
     Settlement,
     content_hash,
-    guid_for_key,
-    previous_key,
-    resolve_identities,
     settle,
 )
 from deckgen.model import WARNING, CodeBlock, Corpus, Diagnostic, MediaFile, Question
@@ -49,15 +48,27 @@ class SectionReport:
     images: int = 0
     remote_images: int = 0
     warnings: int = 0
-    changes: Counter = field(default_factory=Counter)  # added / updated / renamed / removed / unchanged
+    changes: Counter = field(default_factory=Counter)  # of questions: added / updated / … / unchanged
+    code_changes: Counter = field(default_factory=Counter)  # of code notes, likewise
+
+
+@dataclass(frozen=True)
+class FailedExample:
+    where: str  # file:line of the code block
+    status: str  # failed / timed out
+    reason: str
 
 
 @dataclass
 class BuildReport:
     sections: list[SectionReport] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    packages: list[Path] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)  # renamed / moved / removed, a line each
+    packages: list[Path] = field(default_factory=list)  # every package of the build
+    written: list[Path] = field(default_factory=list)  # those this build wrote (the others were as they are)
+    notes: list[SettledNote] = field(default_factory=list)  # every note and what happened to it
+    lost: list[LockedNote] = field(default_factory=list)  # removed, and not shippable (see Settlement)
+    failed: list[FailedExample] = field(default_factory=list)
+    first_build: bool = False  # no lock file to compare with
     up_to_date: bool = False
 
     @property
@@ -74,6 +85,7 @@ class Planned:
     identities: list[Identity]
     diagnostics: list[Diagnostic]
     sections: dict[str, SectionReport]
+    failed: list[FailedExample] = field(default_factory=list)
 
 
 # Step 1, source files → questions and their HTML, is deckgen.load's.
@@ -85,10 +97,11 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
     from deckgen.load import quiz_blocks
-    from deckgen.run import CodeRunner
+    from deckgen.run import FAILED, TIMED_OUT, CodeRunner
 
     questions = corpus.questions
-    identities, diagnostics = resolve_identities(questions, lock)
+    resolver = IdentityResolver(lock)
+    identities, diagnostics = resolver.questions(questions)
     runner = CodeRunner(
         cache_dir=settings.cache_dir / "run",
         timeout=settings.timeout,
@@ -111,19 +124,21 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join(question.deck))
-        source = html.escape(source_label(question, settings.sources))
+        where = source_label(question, settings.sources)
+        source = html.escape(where)
         tags = note_tags(question)
         plan.notes.append(PlannedNote(
-            identity.key, previous_key(identity.key, lock, identity.renamed_from), "qa",
-            identity.guid, deck, (title, answer.html, crumb, source), tags, question.section,
-            question.title,
+            identity.key, identity.previous, "qa", identity.guid, deck,
+            (title, answer.html, crumb, source), tags, question.section, question.title,
+            identity, where, navigation=3,
         ))
-        for index, (block, code_html) in enumerate(zip(blocks, html_of.code), start=1):
+        code_identities = resolver.code(identity, [block.code for block in blocks])
+        for block, code_html, code_identity in zip(blocks, html_of.code, code_identities):
             result = next(results)
             report.code_notes[result.status] += 1
-            key = f"{identity.key}::code{index}"
-            prior = previous_key(key, lock, identity.renamed_from, f"::code{index}")
-            guid = _locked_guid(lock, prior) or guid_for_key(key)
+            code_where = f"{where.rsplit(':', 1)[0]}:{block.line}"
+            if result.status in (FAILED, TIMED_OUT):
+                plan.failed.append(FailedExample(code_where, result.status, result.reason))
             check, mismatch = _output_check(block, result)
             if mismatch:
                 diagnostics.append(mismatch_diagnostic(question, block))
@@ -141,8 +156,10 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                 crumb,
                 f"{source.rsplit(':', 1)[0]}:{block.line}",
             )
-            plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
-                                          question.section, question.title))
+            plan.notes.append(PlannedNote(
+                code_identity.key, code_identity.previous, "code", code_identity.guid, deck, fields,
+                tags, question.section, question.title, code_identity, code_where,
+                navigation=len(fields) - 1))
     return plan
 
 
@@ -185,13 +202,6 @@ def _output_check(block: CodeBlock, result) -> tuple[str, bool]:  # noqa: ANN001
     return "differs from the real output", True
 
 
-def _locked_guid(lock: Lock, key: str | None) -> str | None:
-    if key is None:
-        return None
-    entry = lock.notes.get(key) or lock.removed.get(key)
-    return entry.guid if entry else None
-
-
 # --- Step 3: planned notes → packages and lock file ------------------------------------------------
 
 
@@ -208,8 +218,12 @@ def model_hash(model) -> str:  # noqa: ANN001 - genanki.Model
     return content_hash(model.name, model.fields, model.templates, model.css)
 
 
-def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Settings) -> list[Path]:
-    """One package per section and one with every section; then the lock file."""
+def write_outputs(settled: Settlement, plan: Planned, models: dict,
+                  settings: Settings) -> tuple[list[Path], list[Path]]:
+    """One package per section and one with every section; then the lock file.
+
+    Returns every package, and those written: one whose content is what it was is left alone.
+    """
     from deckgen.package import NoteRecord, NoteType, PackageJob, write_packages
 
     types = {k: NoteType(m, settled.lock.note_types[k].mod) for k, m in models.items()}
@@ -228,10 +242,28 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Se
     combined = settings.output / f"{package_name(settings.root)}.apkg"
     if combined not in [path for path, _, _ in jobs]:
         jobs.append((combined, everything, [all_media[n] for n in sorted(all_media)]))
-    write_packages(jobs, types)
-    packages = [path for path, _, _ in jobs]
+    digests = {str(path): _package_digest(records, media, types) for path, records, media in jobs}
+    known = _read_json(settings.cache_dir / "packages.json")
+    changed = [job for job in jobs if known.get(str(job[0])) != digests[str(job[0])] or not job[0].is_file()]
+    write_packages(changed, types)
     _write_atomic(settings.lock, settled.lock.dumps())
-    return packages
+    _write_atomic(settings.cache_dir / "packages.json", json.dumps(digests, ensure_ascii=False))
+    return [path for path, _, _ in jobs], [path for path, _, _ in changed]
+
+
+def _package_digest(records: Sequence, media: Sequence[MediaFile], types: dict) -> str:  # noqa: ANN001
+    """What a package is made of: equal digests, byte-identical packages."""
+    files = [(m.name, m.source.stat().st_size, m.source.stat().st_mtime_ns) for m in media]
+    models = sorted((k, t.mod, model_hash(t.model)) for k, t in types.items())
+    return content_hash([tuple(vars(r).values()) for r in records], files, models)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def package_name(name: str) -> str:
@@ -267,6 +299,15 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
         previous = _load_previous(settings, fingerprint)
         if previous is not None:
             return previous
+    return _build(settings, progress, "build" if write else "check")
+
+
+def status(settings: Settings, *, progress: Progress | None = None) -> BuildReport:
+    """What the next build would do against the lock file, writing nothing (but caches)."""
+    return _build(settings, progress, "status")
+
+
+def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildReport:
     from deckgen.load import load_sources
     from deckgen.package import PreviousPackage
 
@@ -277,8 +318,9 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     plan = plan_notes(corpus, rendered, lock, settings)
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
+    report.failed = plan.failed
     _count_warnings(report.diagnostics, corpus, plan.sections)
-    if report.errors or not write:
+    if report.errors or mode == "check":
         return report
     models = note_types(settings)
     # What removed questions last shipped as: the previous package with every section.
@@ -286,11 +328,16 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     settled = settle(plan.notes, lock, previous,
                      {k: model_hash(m) for k, m in models.items()}, int(time.time()))
     for note in settled.notes:
-        if note.note_type == "qa":
-            plan.sections.setdefault(note.section, SectionReport(note.section)).changes[note.change] += 1
+        if note.change == "still removed":
+            continue
+        section = plan.sections.setdefault(note.section, SectionReport(note.section))
+        (section.changes if note.note_type == "qa" else section.code_changes)[note.change] += 1
     report.sections = list(plan.sections.values())
-    report.events = _events(corpus.questions, plan.identities, lock, settled)
-    report.packages = write_outputs(settled, plan, models, settings)
+    report.notes, report.lost = settled.notes, settled.lost
+    report.first_build = not lock.notes and not lock.removed
+    if mode == "status":
+        return report
+    report.packages, report.written = write_outputs(settled, plan, models, settings)
     _save_previous(settings, input_fingerprint(settings), report)
     return report
 
@@ -343,8 +390,10 @@ def _load_previous(settings: Settings, fingerprint: str) -> BuildReport | None:
         return None
     return BuildReport(
         sections=[SectionReport(s["name"], s["cards"], Counter(s["code_notes"]), s["images"],
-                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}))
+                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}),
+                                Counter({"unchanged": sum(s["code_notes"].values())}))
                   for s in data["sections"]],
+        failed=[FailedExample(*f) for f in data.get("failed", [])],
         diagnostics=[Diagnostic(Path(d[0]), d[1], d[2], d[3]) for d in data["diagnostics"]],
         packages=packages,
         up_to_date=True,
@@ -359,30 +408,9 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
                       "images": s.images, "remote_images": s.remote_images, "warnings": s.warnings}
                      for s in report.sections],
         "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],
+        "failed": [[f.where, f.status, f.reason] for f in report.failed],
     }
     _write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
-
-
-def _events(questions: Sequence[Question], identities: Sequence[Identity], lock: Lock,
-            settled: Settlement) -> list[str]:
-    """A line for each question renamed, moved or removed since the last build."""
-    events = []
-    for question, identity in zip(questions, identities):
-        if identity.renamed_from:
-            old = lock.notes[identity.renamed_from]
-            events.append(f"renamed: '{old.title}' → '{question.title}' ({question.section}): "
-                          "the same note, updated")
-        if identity.moved_from:
-            events.append(f"moved: '{question.title}' from {identity.moved_from} to {question.section}: "
-                          "Anki keeps its card in the old deck (Browse → Change Deck moves it)")
-    for note in settled.notes:
-        if note.change == "removed" and note.note_type == "qa":
-            events.append(f"removed: '{note.title}' ({note.section}): shipped tagged {REMOVED_TAG}")
-    for old in settled.lost:
-        if old.note_type == "qa":
-            events.append(f"removed: '{old.title}' ({old.section}): it is not in the previous build "
-                          "either, so it cannot be shipped tagged; find it in Anki and delete it by hand")
-    return events
 
 
 def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

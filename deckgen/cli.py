@@ -168,27 +168,49 @@ def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: b
         sys.exit(CONTENT_EXIT)
 
 
+@main.command()
+@_sources
+@click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
+              help="Lock file to compare with (default: deckgen.lock).")
+@_no_run
+@_debug
+@click.pass_context
+def status(ctx: click.Context, sources: tuple[Path, ...], lock: Path | None, no_run: bool,
+           debug: bool) -> None:
+    """Show what `deckgen build` would add, update, rename, move and remove, writing nothing."""
+    from deckgen.build import status as build_status
+
+    def action():  # noqa: ANN202
+        settings = _settings(ctx, sources, lock=lock, run_code=False if no_run else None)
+        return build_status(settings)
+
+    report = _run(debug, action)
+    _print_diagnostics(report.diagnostics)
+    if report.errors:
+        click.echo(f"deckgen: {len(report.errors)} error(s): a build would stop here", err=True)
+        sys.exit(CONTENT_EXIT)
+    _print_summary(report, would=True)
+
+
 def _print_diagnostics(diagnostics) -> None:  # noqa: ANN001
     for diagnostic in diagnostics:
         click.echo(str(diagnostic), err=True)
 
 
-def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
+def _print_summary(report, *, would: bool = False) -> None:  # noqa: ANN001 - BuildReport
+    from deckgen import summary
+
     if report.up_to_date:
         click.echo("nothing changed since the last build: the packages are up to date")
-    for event in report.events:
-        click.echo(event)
-    for s in report.sections:
-        changes = ", ".join(f"{n} {k}" for k, n in sorted(s.changes.items()) if n)
-        code = sum(s.code_notes.values())
-        statuses = ", ".join(f"{n} {k}" for k, n in sorted(s.code_notes.items()))
-        click.echo(
-            f"{s.name}: {s.cards} cards ({changes or 'no changes'}); "
-            f"{code} code notes{f' ({statuses})' if statuses else ''}; "
-            f"{s.images} images, {s.remote_images} remote; {s.warnings} warnings"
-        )
-    for path in report.packages:
+    for line in summary.note_lines(report) + summary.failure_lines(report) + summary.section_lines(report):
+        click.echo(line)
+    if not report.up_to_date:
+        click.echo(summary.import_line(report, would=would))
+    for path in report.written:
         click.echo(f"wrote {_shown(path)}")
+    kept = len(report.packages) - len(report.written)
+    if kept and not report.up_to_date:
+        click.echo(f"{summary.count(kept, 'package')} unchanged, not rewritten")
 
 
 def _shown(path: Path) -> str:

@@ -1,7 +1,9 @@
-"""Identity: the stable key of a question and the note GUID that follows from it.
+"""Identity: which note of the last build each question and code example continues.
 
-A key never depends on a question's position, number or answer, so renumbering, reordering or
-editing an answer keeps the note Anki already has (and its review history).
+A question's key is its title (or id) normalized: it never depends on position or number, so
+renumbering or reordering keeps the note Anki already has, with its review history. What the
+title cannot tell (same-titled questions, a retitled question, an edited example) is decided by
+content, never by position; the rules are listed above IdentityResolver.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -53,7 +56,6 @@ def guid_for_key(key: str) -> str:
 # --- The lock file: what earlier builds gave each key, so later builds can keep it ----------------
 
 LOCK_VERSION = 1
-RENAME_SIMILARITY = 0.75  # how alike two titles must be for a vanished question to pass on its GUID
 
 
 @dataclass
@@ -61,9 +63,16 @@ class LockedNote:
     guid: str
     title: str
     section: str
-    hash: str = ""  # of the note's content as last shipped
+    hash: str = ""  # of the note's content as last shipped, its Source field aside
     mod: int = 0  # the modification time it was last shipped with (seconds)
     note_type: str = "qa"
+    # Written since identity follows content; empty in older locks (see _base, _same_content).
+    base: str = ""  # the question's key before same-titled questions are told apart
+    body: str = ""  # body_digest of the answer (Q&A) or the code (code note)
+    sketch: str = ""  # sketch of the same: the evidence a rename is judged on
+    owner: str = ""  # code notes: the lock key of their question
+    source: str = ""  # the Source field (file:line) as last shipped
+    deck: str = ""
 
 
 @dataclass
@@ -86,6 +95,10 @@ class RemovedNote:
     deck: str
     tags: list[str]
     fields: list[str]
+    base: str = ""
+    body: str = ""
+    sketch: str = ""
+    owner: str = ""
 
 
 @dataclass
@@ -148,90 +161,311 @@ def next_mod(previous: LockedNote | LockedNoteType | None, new_hash: str, now: i
     return max(now, previous.mod + 1)
 
 
-# --- Giving each question of a build its GUID -----------------------------------------------------
+# --- Content evidence: how alike two answers (or two code examples) are ------------------------------
+
+SKETCH_SIZE = 16  # units kept per sketch: answers of up to 16 sentences are compared exactly
+RENAME_SIMILARITY = 0.5  # share of sentences (or code lines) two versions must have in common
+TITLE_SIMILARITY = 0.75  # with a very short answer, the titles must be this alike as well
+_FEW_UNITS = 3  # fewer sentences than this is too little content to go on alone
+# A sentence shared by more notes than this ("代码如下：") says nothing about which one is which.
+_COMMON_UNIT = 64
+_UNIT_BREAK = re.compile(r"[。！？!?；;\n]+|\.(?:\s+|$)")
+_SPACE = re.compile(r"\s+")
+
+
+def content_units(text: str) -> list[str]:
+    """A text cut into sentences (prose) or lines (code), white space and width ignored."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return [unit for unit in (_SPACE.sub("", u) for u in _UNIT_BREAK.split(text)) if len(unit) > 1]
+
+
+def sketch(text: str) -> str:
+    """A small fingerprint of a text's sentences (the smallest hashes among them, as hex): two
+    sketches estimate how much two texts have in common without keeping either text."""
+    hashes = sorted({zlib.crc32(unit.encode("utf-8")) for unit in content_units(text)})
+    return "".join(f"{h:08x}" for h in hashes[:SKETCH_SIZE])
+
+
+def body_digest(text: str) -> str:
+    """Equal for two texts with the same sentences in the same order (white space aside)."""
+    return content_hash(content_units(text)) if text.strip() else ""
+
+
+def _values(sketch_hex: str) -> frozenset[int]:
+    return frozenset(int(sketch_hex[i:i + 8], 16) for i in range(0, len(sketch_hex), 8))
+
+
+def similarity(a: str, b: str) -> float:
+    """The share of sentences two texts have in common (Jaccard), estimated from their sketches."""
+    va, vb = _values(a), _values(b)
+    if not va or not vb:
+        return 0.0
+    smallest = sorted(va | vb)[:SKETCH_SIZE]
+    return sum(1 for v in smallest if v in va and v in vb) / len(smallest)
+
+
+def _title_similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, normalize_key(a), normalize_key(b)).ratio()
+
+
+def _evidence(new_sketch: str, old_sketch: str, new_title: str | None = None,
+              old_title: str | None = None) -> tuple[float, str] | None:
+    """(score, why) when the content says two versions are one note; None otherwise."""
+    share = similarity(new_sketch, old_sketch)
+    if share < RENAME_SIMILARITY:
+        return None
+    if min(len(new_sketch), len(old_sketch)) // 8 < _FEW_UNITS and new_title is not None:
+        if _title_similarity(new_title, old_title or "") < TITLE_SIMILARITY:
+            return None  # "略。" is the same answer to many questions: not evidence on its own
+    why = "same answer" if share == 1.0 else f"answer {round(share * 100)}% the same"
+    return share, why
+
+# --- Giving each note of a build its GUID ---------------------------------------------------------
+#
+# The rules, in order (the README's "Updating" section states them for users):
+# 1. A question whose key the lock knows keeps that note. Same-titled questions (one key, several
+#    notes) are told apart by their answers, then by deck, and only among equals by order.
+# 2. Only then, a new key may continue a note whose key vanished from the same section, when the
+#    answers are mostly the same (content evidence, as git detects a renamed file).
+# 3. A code example keeps its note by its question and its code: the same code first, then code
+#    mostly the same (an edit); never by its position among the question's examples.
+# 4. Every key a build writes is distinct from every other, whatever a title says: keys made here
+#    contain a space, which a normalized title or id never does.
+# 5. A note that matches nothing gets a GUID no note of the lock has ever had.
 
 
 @dataclass(frozen=True)
 class Identity:
-    key: str  # the key the question is locked under from now on
+    key: str  # the key the note is locked under from now on
     guid: str
-    renamed_from: str | None = None  # the vanished key whose GUID it inherited
+    previous: str | None = None  # the lock key of the note it continues
+    renamed_from: str | None = None  # the title it had, when inferred as a rename
+    why: str = ""  # the evidence for a rename (or an edited example)
     moved_from: str | None = None  # the section it was in before, when it moved
+    base: str = ""  # a question's key before same-titled questions are told apart
+    body: str = ""  # body_digest of the answer or the code
+    sketch: str = ""
+    owner: str = ""  # a code note's question (its key in this build)
 
 
-def resolve_identities(
-    questions: Sequence[Question], lock: Lock
-) -> tuple[list[Identity], list[Diagnostic]]:
-    """GUIDs for a build's questions, in order, from the lock, a rename match, or the key itself.
+@dataclass(frozen=True)
+class _Old:
+    key: str
+    entry: LockedNote | RemovedNote
+    rank: int  # order among the notes of one key (or one question's examples)
 
-    The key decides, never the position: a key the lock knows keeps its GUID; a new key whose
-    title closely matches a question that vanished from the same section inherits that GUID
-    (reported as renamed), unless the source pins the id; otherwise the GUID is a hash of the key.
-    """
-    keys, diagnostics = _unique_keys(questions)
-    present = set(keys)
-    vanished = {k: n for k, n in lock.notes.items() if k not in present and n.note_type == "qa"}
+    @property
+    def removed(self) -> bool:
+        return isinstance(self.entry, RemovedNote)
+
+
+class IdentityResolver:
+    """Matches a build's questions and code examples to the notes of the lock, one build at a time."""
+
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
+        entries = [*lock.notes.items(), *lock.removed.items()]
+        self._reserved = {entry.guid for _, entry in entries}  # never given to a new note
+        self._assigned: set[str] = set()
+        self._qa: dict[str, list[_Old]] = {}
+        self._code: dict[str, list[_Old]] = {}
+        for key, entry in sorted(entries, key=lambda item: _ordinal(item[0])):
+            if entry.note_type == "qa":
+                group = self._qa.setdefault(_base(key, entry), [])
+            else:
+                group = self._code.setdefault(_owner(key, entry), [])
+            group.append(_Old(key, entry, len(group)))
+
+    def questions(self, questions: Sequence[Question]) -> tuple[list[Identity], list[Diagnostic]]:
+        diagnostics = _duplicate_warnings(questions)
+        bodies = [body_digest(q.answer) for q in questions]
+        sketches = [sketch(q.answer) for q in questions]
+        groups: dict[str, list[int]] = {}
+        for index, question in enumerate(questions):
+            groups.setdefault(question.key, []).append(index)
+        matched: dict[int, _Old] = {}
+        for base, indexes in groups.items():
+            olds = self._qa.get(base, [])
+            matched.update(_pair(indexes, olds, [(bodies[i], sketches[i], questions[i].deck,
+                                                  questions[i].section) for i in indexes]))
+        taken = {old.key for old in matched.values()}
+        vanished = [old for olds in self._qa.values() for old in olds
+                    if old.key not in taken and not old.removed]
+        unmatched = [i for i in range(len(questions)) if i not in matched and not questions[i].pinned]
+        renames = _renames(unmatched, questions, sketches, vanished)
+        identities: list[Identity] = []
+        seen: dict[str, int] = {}
+        for index, question in enumerate(questions):
+            n = seen[question.key] = seen.get(question.key, 0) + 1
+            key = question.key if n == 1 else f"{question.key} #{n}"
+            old, why = (matched[index], "") if index in matched else renames.get(index, (None, ""))
+            renamed_from = old.entry.title if index in renames and old is not None else None
+            moved_from = old.entry.section if old and old.entry.section != question.section else None
+            identities.append(Identity(key, self._guid(key, old), old.key if old else None, renamed_from,
+                                       why, moved_from, question.key, bodies[index], sketches[index]))
+        return identities, diagnostics
+
+    def code(self, owner: Identity, codes: Sequence[str]) -> list[Identity]:
+        """Identities of one question's examples, given the question's own."""
+        olds = self._code.get(owner.previous, []) if owner.previous else []
+        bodies = [body_digest(c) for c in codes]
+        sketches = [sketch(c) for c in codes]
+        matched = _pair_code(bodies, sketches, olds)
+        identities: list[Identity] = []
+        seen: dict[str, int] = {}
+        for index, body in enumerate(bodies):
+            n = seen[body] = seen.get(body, 0) + 1
+            key = f"{owner.key} code {body[:10] or 'empty'}" + (f" #{n}" if n > 1 else "")
+            old, why = matched.get(index, (None, ""))
+            identities.append(Identity(key, self._guid(key, old), old.key if old else None, None, why,
+                                       None, "", body, sketches[index], owner.key))
+        return identities
+
+    def _guid(self, key: str, old: _Old | None) -> str:
+        if old is not None and old.entry.guid not in self._assigned:
+            guid = old.entry.guid
+        else:  # a new note: a GUID no note of the lock (or of this build) has
+            guid, salt = guid_for_key(key), 1
+            while guid in self._reserved or guid in self._assigned:
+                guid, salt = guid_for_key(f"{key}#{salt}"), salt + 1
+        self._assigned.add(guid)
+        return guid
+
+
+def resolve_identities(questions: Sequence[Question], lock: Lock) -> tuple[list[Identity], list[Diagnostic]]:
+    """GUIDs for a build's questions, in order (their examples: IdentityResolver.code)."""
+    return IdentityResolver(lock).questions(questions)
+
+
+def _base(key: str, entry: LockedNote | RemovedNote) -> str:
+    """The question key a lock entry was made from; older locks wrote `key@deck` for a repeat."""
+    if entry.base:
+        return entry.base
+    title_key = normalize_key(entry.title)
+    return title_key if key.startswith(f"{title_key}@") else key
+
+
+def _owner(key: str, entry: LockedNote | RemovedNote) -> str:
+    """The lock key of a code note's question; older locks wrote `question-key::codeN`."""
+    return entry.owner or key.rsplit("::code", 1)[0]
+
+
+def _ordinal(key: str) -> int:
+    """Where a note stood among those of its key: `k #3` is the third; older locks: `…::code3`."""
+    match = re.search(r"(?: #|::code)(\d+)$", key)
+    return int(match.group(1)) if match else 1
+
+
+def _pair(indexes: Sequence[int], olds: Sequence[_Old],
+          new: Sequence[tuple[str, str, tuple[str, ...], str]]) -> dict[int, _Old]:
+    """Same-key questions matched to same-key notes: the same answer, then the most alike answer,
+    then the same deck and section, and only among equals by order."""
+    if not olds:
+        return {}
+    if len(indexes) == 1 and len(olds) == 1:
+        return {indexes[0]: olds[0]}
+    scored = []
+    for rank, (index, (body, sketch_hex, deck, section)) in enumerate(zip(indexes, new)):
+        for old in olds:
+            entry = old.entry
+            same_body = bool(body) and body == entry.body
+            share = 1.0 if same_body else similarity(sketch_hex, entry.sketch)
+            same_deck = entry.deck.endswith("::".join(part.replace("::", ":") for part in deck))
+            score = (same_body, share, entry.section == section, same_deck, not old.removed,
+                     -abs(rank - old.rank), -old.rank, -rank)
+            scored.append((score, index, old))
+    return _greedy(scored)
+
+
+def _greedy(scored: list) -> dict:  # noqa: ANN001 - (score, new, old) triples
+    """Best pairs first, each side used once."""
+    pairs: dict = {}
     used: set[str] = set()
-    identities: list[Identity] = []
-    for question, key in zip(questions, keys):
-        locked = lock.notes.get(key) or lock.removed.get(key)
-        renamed_from = None
-        if locked is None and not question.pinned:
-            renamed_from = _closest_vanished(question, vanished)
-            if renamed_from is not None:
-                locked = vanished.pop(renamed_from)
-        guid = locked.guid if locked else guid_for_key(key)
-        salt = 1
-        while guid in used:  # two keys of one build must never share a note
-            guid, salt = guid_for_key(f"{key}#{salt}"), salt + 1
-        used.add(guid)
-        moved_from = locked.section if locked and locked.section != question.section else None
-        identities.append(Identity(key, guid, renamed_from, moved_from))
-    return identities, diagnostics
+    for _, new, old in sorted(scored, key=lambda item: item[0], reverse=True):
+        if new not in pairs and old.key not in used:
+            pairs[new] = old
+            used.add(old.key)
+    return pairs
 
 
-def _unique_keys(questions: Sequence[Question]) -> tuple[list[str], list[Diagnostic]]:
-    """Keys made unique: a repeated key is qualified by its deck, and every repeat is reported."""
+def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: Sequence[str],
+             vanished: Sequence[_Old]) -> dict[int, tuple[_Old, str]]:
+    """New keys that continue vanished notes of their section, on the evidence of their answers.
+
+    Candidates come from an index of the sketches' sentence hashes, so a mass rename costs about
+    one lookup per sentence, not one comparison per pair of questions.
+    """
+    index: dict[int, list[_Old]] = {}
+    for old in vanished:
+        for value in _values(old.entry.sketch):
+            index.setdefault(value, []).append(old)
+    scored = []
+    for i in unmatched:
+        question, seen = questions[i], set()
+        for value in _values(sketches[i]):
+            bucket = index.get(value, ())
+            if len(bucket) > _COMMON_UNIT:
+                continue
+            for old in bucket:
+                if old.key in seen or old.entry.section != question.section:
+                    continue
+                seen.add(old.key)
+                found = _evidence(sketches[i], old.entry.sketch, question.title, old.entry.title)
+                if found is not None:
+                    score = (found[0], _title_similarity(question.title, old.entry.title), -i)
+                    scored.append((score, i, old, found[1]))
+    pairs: dict[int, tuple[_Old, str]] = {}
+    used: set[str] = set()
+    for _, i, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
+        if i not in pairs and old.key not in used:
+            pairs[i] = (old, why)
+            used.add(old.key)
+    return pairs
+
+
+def _pair_code(bodies: Sequence[str], sketches: Sequence[str],
+               olds: Sequence[_Old]) -> dict[int, tuple[_Old, str]]:
+    """One question's examples matched to its notes: the same code (among equals, in order), then
+    code mostly the same (an edited example). Notes of older locks, which did not record their
+    code, are matched by position once, as those locks did."""
+    scored = []
+    for rank, (body, sketch_hex) in enumerate(zip(bodies, sketches)):
+        for old in olds:
+            if not old.entry.body:
+                continue
+            if body and body == old.entry.body:
+                scored.append(((2.0, -abs(rank - old.rank), -rank), rank, old, ""))
+                continue
+            found = _evidence(sketch_hex, old.entry.sketch)
+            if found is not None:
+                scored.append(((found[0], -abs(rank - old.rank), -rank), rank, old,
+                               found[1].replace("answer", "code")))
+    pairs: dict[int, tuple[_Old, str]] = {}
+    used: set[str] = set()
+    for _, rank, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
+        if rank not in pairs and old.key not in used:
+            pairs[rank] = (old, why)
+            used.add(old.key)
+    for old in olds:  # older locks: the n-th example continues the note `…::coden`
+        rank = _ordinal(old.key) - 1
+        if not old.entry.body and old.key not in used and rank < len(bodies) and rank not in pairs:
+            pairs[rank] = (old, "")
+            used.add(old.key)
+    return pairs
+
+
+def _duplicate_warnings(questions: Sequence[Question]) -> list[Diagnostic]:
     first_seen: dict[str, Question] = {}
-    keys: list[str] = []
     diagnostics: list[Diagnostic] = []
-    taken = {q.key for q in questions}
     for question in questions:
-        key = question.key
-        if key in first_seen:
-            first = first_seen[key]
-            qualified = f"{key}@{'::'.join(question.deck)}"
-            n = 2
-            while qualified in taken:
-                qualified = f"{key}@{'::'.join(question.deck)}#{n}"
-                n += 1
-            taken.add(qualified)
-            diagnostics.append(
-                Diagnostic(
-                    question.path,
-                    question.line,
-                    WARNING,
-                    f"duplicate question key '{key}' (first at {first.path}:{first.line}); "
-                    "this one is kept as a separate note",
-                )
-            )
-            key = qualified
-        else:
-            first_seen[key] = question
-        keys.append(key)
-    return keys, diagnostics
-
-
-def _closest_vanished(question: Question, vanished: dict[str, LockedNote]) -> str | None:
-    title = normalize_key(question.title)
-    best, best_ratio = None, RENAME_SIMILARITY
-    for key, note in sorted(vanished.items()):
-        if note.section != question.section:
-            continue
-        ratio = difflib.SequenceMatcher(None, title, normalize_key(note.title)).ratio()
-        if ratio >= best_ratio and (best is None or ratio > best_ratio):
-            best, best_ratio = key, ratio
-    return best
+        first = first_seen.setdefault(question.key, question)
+        if first is not question:
+            diagnostics.append(Diagnostic(
+                question.path, question.line, WARNING,
+                f"duplicate question key '{question.key}' (first at {first.path}:{first.line}); "
+                "this one is kept as a separate note, told apart by its answer",
+            ))
+    return diagnostics
 
 
 # --- Settling a build: modification times, removed notes, and the next lock ------------------------
@@ -252,6 +486,12 @@ class PlannedNote:
     tags: tuple[str, ...]
     section: str
     title: str
+    identity: Identity | None = None  # how it was matched (rename evidence, content sketches)
+    where: str = ""  # file:line, for the summary
+    # The field that only says where the note comes from (Source: file:line). It does not count as
+    # a change: an unchanged note ships it as last shipped, so a line moved by an edit elsewhere
+    # updates nothing in Anki.
+    navigation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -262,9 +502,16 @@ class SettledNote:
     fields: tuple[str, ...]
     tags: tuple[str, ...]
     mod: int
-    change: str  # added / updated / renamed / unchanged / removed
+    change: str  # added / updated / renamed / moved / restored / unchanged / removed / still removed
     section: str
     title: str
+    where: str = ""
+    old_title: str | None = None  # renamed: the title it had
+    old_section: str | None = None  # moved: the section it was in
+    why: str = ""  # renamed: the evidence
+
+
+CHANGED = frozenset({"added", "updated", "renamed", "moved", "restored", "removed"})
 
 
 class LastShipped(Protocol):
@@ -280,15 +527,6 @@ class Settlement:
     lost: list[LockedNote]  # removed, but their last content is unknown: cannot be shipped
 
 
-def previous_key(key: str, lock: Lock, renamed_from: str | None, suffix: str = "") -> str | None:
-    """The lock key a note of this build continues, if any."""
-    if key in lock.notes or key in lock.removed:
-        return key
-    if renamed_from is not None and f"{renamed_from}{suffix}" in lock.notes:
-        return f"{renamed_from}{suffix}"
-    return None
-
-
 def settle(
     planned: Sequence[PlannedNote],
     lock: Lock,
@@ -298,9 +536,10 @@ def settle(
 ) -> Settlement:
     """Times for every note, the removed notes shipped as they last were, and the next lock.
 
-    `last_shipped` gives for a GUID the fields, tags, deck and note type it was last shipped with
-    (the previous package): the importer never deletes, so a removed question keeps shipping with its
-    last content and a tag that finds it.
+    A note's time moves (and Anki updates it) exactly when what its card shows changed: its fields
+    but the navigation one, its tags or its deck. `last_shipped` gives for a GUID the fields, tags,
+    deck and note type it was last shipped with (the previous package): the importer never deletes,
+    so a removed question keeps shipping with its last content and a tag that finds it.
     """
     new = Lock()
     for name, digest in sorted(note_type_hashes.items()):
@@ -308,34 +547,66 @@ def settle(
     settled: list[SettledNote] = []
     continued: set[str] = set()
     for note in planned:
-        digest = content_hash(note.note_type, note.fields, note.tags)
-        previous = None
+        visible = [f for i, f in enumerate(note.fields) if i != note.navigation]
+        digest = content_hash(note.note_type, visible, note.tags, note.deck)
+        previous: LockedNote | None = None
         if note.previous_key is not None:
             continued.add(note.previous_key)
             previous = lock.notes.get(note.previous_key) or _as_locked(lock.removed.get(note.previous_key))
-        mod = next_mod(previous, digest, now)
-        new.notes[note.key] = LockedNote(note.guid, note.title, note.section, digest, mod, note.note_type)
-        settled.append(SettledNote(note.note_type, note.guid, note.deck, note.fields, note.tags, mod,
-                                   _change(note, previous, digest), note.section, note.title))
+        fields = note.fields
+        if previous is not None and _same_content(previous, digest, note):
+            mod = previous.mod
+            if previous.source and note.navigation is not None:
+                fields = (*fields[:note.navigation], previous.source, *fields[note.navigation + 1:])
+        else:
+            mod = now if previous is None else max(now, previous.mod + 1)
+        identity = note.identity or Identity(note.key, note.guid)
+        source = fields[note.navigation] if note.navigation is not None else ""
+        new.notes[note.key] = LockedNote(note.guid, note.title, note.section, digest, mod, note.note_type,
+                                         identity.base, identity.body, identity.sketch, identity.owner,
+                                         source, note.deck)
+        change = _change(note, previous, mod)
+        settled.append(SettledNote(
+            note.note_type, note.guid, note.deck, fields, note.tags, mod, change, note.section, note.title,
+            note.where, identity.renamed_from if change == "renamed" else None,
+            previous.section if previous is not None and previous.section != note.section else None,
+            identity.why))
     lost: list[LockedNote] = []
-    for key, old in sorted(lock.notes.items()):
-        if key in continued:
-            continue
+    gone = [(key, old) for key, old in sorted(lock.notes.items()) if key not in continued]
+    for key, old in gone:
         shipped = last_shipped.get(old.guid)
         if shipped is None:
             lost.append(old)
             continue
         tags = sorted(set(shipped["tags"]) | {REMOVED_TAG})
-        new.removed[key] = RemovedNote(old.guid, old.title, old.section, max(now, old.mod + 1),
-                                       old.note_type, shipped["deck"], tags, list(shipped["fields"]))
-    for key, gone in sorted(lock.removed.items()):
+        new.removed[_free_key(key, new)] = RemovedNote(
+            old.guid, old.title, old.section, max(now, old.mod + 1), old.note_type, shipped["deck"], tags,
+            list(shipped["fields"]), _base(key, old) if old.note_type == "qa" else "", old.body,
+            old.sketch, _owner(key, old) if old.note_type != "qa" else "")
+    for key, removed in sorted(lock.removed.items()):
         if key not in continued:
-            new.removed[key] = gone
-    for key, gone in sorted(new.removed.items()):
-        change = "removed" if key in lock.notes else "still removed"
-        settled.append(SettledNote(gone.note_type, gone.guid, gone.deck, tuple(gone.fields),
-                                   tuple(gone.tags), gone.mod, change, gone.section, gone.title))
+            new.removed[_free_key(key, new)] = removed
+    just_removed = {old.guid for _, old in gone}
+    for removed in sorted(new.removed.values(), key=lambda r: (r.section, r.title, r.guid)):
+        change = "removed" if removed.guid in just_removed else "still removed"
+        settled.append(SettledNote(removed.note_type, removed.guid, removed.deck, tuple(removed.fields),
+                                   tuple(removed.tags), removed.mod, change, removed.section, removed.title))
     return Settlement(settled, new, lost)
+
+
+def _free_key(key: str, lock: Lock) -> str:
+    """A key for a removed note that no note of the build holds (a new note may take its key)."""
+    free, n = key, 1
+    while free in lock.notes or free in lock.removed:
+        free, n = f"{key} removed {n}", n + 1
+    return free
+
+
+def _same_content(previous: LockedNote, digest: str, note: PlannedNote) -> bool:
+    if previous.hash == digest:
+        return True
+    # Locks written before the Source field stopped counting hashed every field, and no deck.
+    return not previous.source and previous.hash == content_hash(note.note_type, note.fields, note.tags)
 
 
 def _as_locked(removed: RemovedNote | None) -> LockedNote | None:
@@ -344,9 +615,15 @@ def _as_locked(removed: RemovedNote | None) -> LockedNote | None:
     return LockedNote(removed.guid, removed.title, removed.section, "", removed.mod, removed.note_type)
 
 
-def _change(note: PlannedNote, previous: LockedNote | None, digest: str) -> str:
+def _change(note: PlannedNote, previous: LockedNote | None, mod: int) -> str:
     if previous is None:
         return "added"
-    if note.previous_key != note.key:
+    if not previous.hash:
+        return "restored"  # it was removed, and is back
+    if mod == previous.mod:
+        return "unchanged"
+    if note.identity is not None and note.identity.renamed_from is not None:
         return "renamed"
-    return "unchanged" if previous.hash == digest else "updated"
+    if previous.section != note.section:
+        return "moved"
+    return "updated"

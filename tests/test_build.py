@@ -195,8 +195,10 @@ def test_cli_build_prints_a_summary_per_section(no_run_project, monkeypatch):  #
     monkeypatch.chdir(no_run_project.root)
     code, out, err = run_cli("build", "--no-run")
     assert code == 0, err
-    assert "深度学习基础: 2 cards (2 added); 0 code notes; 0 images, 0 remote; 0 warnings" in out
-    assert "Python编程基础: 2 cards (2 added); 2 code notes (2 skipped); 1 images, 0 remote" in out
+    assert "深度学习基础: 2 questions (2 added); 0 code notes; 0 images; 0 warnings" in out
+    assert "Python编程基础: 2 questions (2 added); 2 code notes (2 added; 2 skipped); 1 image; 0 warnings" in out
+    assert "on import, Anki adds 6 notes" in out
+    assert "added " not in out  # a first build counts its new notes rather than listing them all
     assert (no_run_project.root / "build" / f"{ROOT}.apkg").is_file()
     assert (no_run_project.root / "deckgen.lock").is_file()
     code, out, _ = run_cli("build", "--no-run")

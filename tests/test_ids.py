@@ -34,8 +34,8 @@ def locked_build(questions: list[Question], lock: Lock | None = None) -> tuple[l
     lock = lock or Lock()
     identities, _ = resolve_identities(questions, lock)
     planned = [
-        PlannedNote(i.key, i.renamed_from or (i.key if i.key in lock.notes else None), "qa", i.guid,
-                    q.section, (q.title, q.answer), (), q.section, q.title)
+        PlannedNote(i.key, i.previous, "qa", i.guid, q.section, (q.title, q.answer), (), q.section,
+                    q.title, i)
         for q, i in zip(questions, identities)
     ]
     shipped = {n.guid: {"fields": n.fields, "tags": n.tags, "deck": n.deck, "note_type": "qa"}
@@ -85,7 +85,7 @@ def test_a_small_title_edit_inherits_the_guid_in_the_same_section() -> None:
     edited = question("深度学习中模型权重融合有哪些主流方法？")
     identities, _ = resolve_identities([edited, question("别的问题")], lock)
     assert identities[0].guid == guids[0]
-    assert identities[0].renamed_from == normalize_key("深度学习中模型权重融合有哪些主流的方法？")
+    assert identities[0].renamed_from == "深度学习中模型权重融合有哪些主流的方法？"
 
 
 def test_a_new_question_elsewhere_does_not_steal_a_guid() -> None:
