@@ -176,7 +176,7 @@ _SPACE = re.compile(r"\s+")
 def content_units(text: str) -> list[str]:
     """A text cut into sentences (prose) or lines (code), white space and width ignored."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return [unit for unit in (_SPACE.sub("", u) for u in _UNIT_BREAK.split(text)) if len(unit) > 1]
+    return [unit for unit in (_SPACE.sub("", u) for u in _UNIT_BREAK.split(text)) if unit]
 
 
 def sketch(text: str) -> str:
@@ -429,12 +429,14 @@ def _pair_code(bodies: Sequence[str], sketches: Sequence[str],
     code mostly the same (an edited example). Notes of older locks, which did not record their
     code, are matched by position once, as those locks did."""
     scored = []
+    nth: dict[str, int] = {}
     for rank, (body, sketch_hex) in enumerate(zip(bodies, sketches)):
+        nth[body] = nth.get(body, 0) + 1
         for old in olds:
             if not old.entry.body:
                 continue
-            if body and body == old.entry.body:
-                scored.append(((2.0, -abs(rank - old.rank), -rank), rank, old, ""))
+            if body and body == old.entry.body:  # the n-th of equal examples: the n-th such note
+                scored.append(((2.0, -abs(nth[body] - _ordinal(old.key)), -rank), rank, old, ""))
                 continue
             found = _evidence(sketch_hex, old.entry.sketch)
             if found is not None:

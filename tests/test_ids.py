@@ -1,11 +1,15 @@
 """Note identity: keys, GUIDs, the lock file, modification times."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deckgen.ids import (
+    IdentityResolver,
     REMOVED_TAG,
     Lock,
     LockError,
@@ -153,3 +157,204 @@ def test_a_corrupt_lock_file_says_how_to_recover(tmp_path: Path) -> None:
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(LockError, match="restore it from git"):
         Lock.load(path)
+
+
+# --- Identity follows content: same-titled questions, renames, examples -----------------------------
+
+
+def qa(title: str, answer: str, section: str = "深度学习基础", line: int = 1) -> Question:
+    q = question(title, section, line=line)
+    q.answer = answer
+    return q
+
+
+LONG = "注意力机制让模型参考其他位置。它为每个位置计算权重。权重由查询与键的相似度得到。最后对值做加权求和。"
+OTHER = "交叉熵衡量两个分布的差异。分类任务里最常用。它与极大似然估计等价。配合 softmax 输出使用。"
+
+
+def test_a_retitled_question_continues_its_note_only_on_the_evidence_of_its_answer() -> None:
+    guids, lock = locked_build([qa("介绍一下总变分损失的概念与作用", LONG)])
+    same_answer = resolve_identities([qa("介绍一下总变分损失的作用", LONG)], lock)[0][0]
+    assert same_answer.guid == guids[0] and same_answer.why == "same answer"
+    edited = LONG.replace("最后对值做加权求和。", "最后对值求和。")
+    mostly = resolve_identities([qa("介绍一下总变分损失的作用", edited)], lock)[0][0]
+    assert mostly.guid == guids[0] and mostly.why == "answer 60% the same"
+    different = resolve_identities([qa("介绍一下交叉熵损失的概念与作用", OTHER)], lock)[0][0]
+    assert different.guid != guids[0] and different.renamed_from is None
+
+
+def test_a_short_answer_alone_is_no_evidence() -> None:
+    guids, lock = locked_build([qa("什么是A？", "略。")])
+    assert resolve_identities([qa("完全不同的问题B", "略。")], lock)[0][0].guid != guids[0]
+    assert resolve_identities([qa("什么是A?？", "略。")], lock)[0][0].guid == guids[0]
+
+
+def test_an_unchanged_key_wins_over_any_rename() -> None:
+    _, lock = locked_build([qa("什么是注意力机制？", LONG)])
+    renamed_guids, lock = locked_build([qa("什么是自注意力机制？", LONG)], lock)
+    # the old title comes back for another question, inserted before the renamed one
+    guids, _ = locked_build([qa("什么是注意力机制？", OTHER), qa("什么是自注意力机制？", LONG)], lock)
+    assert guids[1] == renamed_guids[0] and guids[0] != renamed_guids[0]
+
+
+def test_same_titled_questions_keep_their_notes_whatever_is_inserted_around_them() -> None:
+    a, b = qa("同一个问题", LONG), qa("同一个问题", OTHER)
+    guids, lock = locked_build([a, b])
+    c = qa("同一个问题", "第三个回答。与前两个都不同。还有一句话。")
+    again, _ = locked_build([c, b, qa("别的问题", LONG), a], lock)
+    assert again[1] == guids[1] and again[3] == guids[0]
+    assert again[0] not in guids
+
+
+def test_no_title_can_make_two_keys_meet() -> None:
+    resolver = IdentityResolver(Lock())
+    questions = [qa("foo", LONG), qa("foo::code1", OTHER), qa("foo #2", "x。"), qa("foo", "y。")]
+    identities, _ = resolver.questions(questions)
+    codes = [c for i in identities for c in resolver.code(i, ["print(1)\n", "print(1)\n"])]
+    keys = [i.key for i in [*identities, *codes]]
+    assert len(set(keys)) == len(keys)
+    assert len({i.guid for i in [*identities, *codes]}) == len(keys)
+
+
+def test_a_new_note_never_takes_a_guid_the_lock_knows() -> None:
+    _, lock = locked_build([qa("问题甲", LONG)])
+    lock.notes["问题甲"].guid = guid_for_key("问题乙")  # the GUID the new key would have hashed to
+    identities, _ = resolve_identities([qa("问题甲", LONG), qa("问题乙", OTHER)], lock)
+    assert identities[0].guid == guid_for_key("问题乙") != identities[1].guid
+
+
+def test_examples_keep_their_notes_by_their_code_not_their_place() -> None:
+    _, lock = locked_build([qa("如何打印？", LONG)])
+    resolver = IdentityResolver(lock)
+    owner = resolver.questions([qa("如何打印？", LONG)])[0][0]
+    first = resolver.code(owner, ["print(1)\n", "print(2)\n"])
+    planned = [PlannedNote(owner.key, owner.previous, "qa", owner.guid, "D", ("q",), (), "深度学习基础",
+                           "如何打印？", owner)]
+    planned += [PlannedNote(c.key, c.previous, "code", c.guid, "D", (c.body,), (), "深度学习基础",
+                            "如何打印？", c) for c in first]
+    lock = settle(planned, lock, {}, {}, NOW).lock
+    resolver = IdentityResolver(lock)
+    owner = resolver.questions([qa("如何打印？", LONG)])[0][0]
+    again = resolver.code(owner, ["print(0)\n", "print(2)\n", "print(1)\n"])
+    assert [c.guid for c in again[1:]] == [first[1].guid, first[0].guid]
+    assert again[0].guid not in {c.guid for c in first}
+
+
+def test_a_version_1_lock_keeps_every_guid(tmp_path: Path) -> None:
+    """The committed deckgen.lock, from before identity followed content, builds the shipped
+    article with every note it knows, under the same GUIDs."""
+    from dataclasses import replace
+
+    from deckgen.build import build
+    from deckgen.config import Settings
+
+    from .conftest import REPO
+
+    lock = tmp_path / "deckgen.lock"
+    lock.write_bytes((REPO / "deckgen.lock").read_bytes())
+    settings = Settings(sources=(REPO / "source",), output=tmp_path / "build", lock=lock, run_code=False,
+                        cache=tmp_path / "cache")
+    old = Lock.load(lock)
+    report = build(replace(settings))
+    assert not report.errors
+    new = Lock.load(lock)
+    assert sorted(n.guid for n in new.notes.values()) == sorted(n.guid for n in old.notes.values())
+    assert not new.removed
+    questions = [n for n in report.notes if n.note_type == "qa"]
+    assert {n.change for n in questions} == {"unchanged"}  # the same article: nothing to update
+
+
+# --- Property: whatever is inserted, deleted or reordered, the unchanged keep their GUIDs -----------
+
+TITLES = ["什么是注意力机制？", "什么是自注意力机制？", "介绍一下总变分损失的概念与作用",
+          "介绍一下交叉熵损失的概念与作用", "foo", "foo::code1", "同名问题"]
+SECTIONS = ["深度学习基础", "机器学习基础"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """A question as the property sees it: its answer's prose is unique to it (the `ident`)."""
+
+    ident: int
+    title: str
+    section: str
+    codes: tuple[str, ...]
+
+    def question(self) -> Question:
+        prose = "".join(f"第{self.ident}号答案的第{n}句。" for n in range(4))
+        codes = "".join(f"\n```python\n{code}```\n" for code in self.codes)
+        return qa(self.title, prose + codes, self.section)
+
+
+def _round(items: list[Item], lock: Lock) -> tuple[dict, dict, Lock]:
+    """One build: GUID by item, GUID by (item, code, nth equal code), and the next lock."""
+    resolver = IdentityResolver(lock)
+    questions = [item.question() for item in items]
+    identities, _ = resolver.questions(questions)
+    planned, item_guids, code_guids = [], {}, {}
+    for item, q, ident in zip(items, questions, identities):
+        item_guids[item] = ident.guid
+        planned.append(PlannedNote(ident.key, ident.previous, "qa", ident.guid, q.section,
+                                   (q.title, q.answer), (), q.section, q.title, ident))
+        seen: dict[str, int] = {}
+        for code, c in zip(item.codes, resolver.code(ident, item.codes)):
+            seen[code] = seen.get(code, 0) + 1
+            code_guids[(item, code, seen[code])] = c.guid
+            planned.append(PlannedNote(c.key, c.previous, "code", c.guid, q.section, (code,), (),
+                                       q.section, q.title, c))
+    shipped = {n.guid: {"fields": n.fields, "tags": [], "deck": n.deck} for n in planned}
+    guids = [n.guid for n in planned]
+    assert len(set(guids)) == len(guids), "two notes of one build share a GUID"
+    return item_guids, code_guids, settle(planned, lock, shipped, {}, NOW).lock
+
+
+codes = st.lists(st.sampled_from(["print(1)\n", "print(2)\n", "x = 1\nprint(x)\n", "import os\n"]),
+                 max_size=3).map(tuple)
+
+
+@st.composite
+def items(draw, start: int = 0) -> list[Item]:  # noqa: ANN001
+    n = draw(st.integers(0, 6))
+    return [Item(start + i, draw(st.sampled_from(TITLES)), draw(st.sampled_from(SECTIONS)), draw(codes))
+            for i in range(n)]
+
+
+@st.composite
+def edited(draw, before: list[Item], start: int) -> list[Item]:  # noqa: ANN001
+    kept = [item for item in before if draw(st.booleans()) or draw(st.booleans())]  # deletions
+    kept = draw(st.permutations(kept))  # reorders
+    for item in draw(items(start=start)):  # inserts, anywhere, duplicate titles too
+        kept.insert(draw(st.integers(0, len(kept))), item)
+    result = []
+    for item in kept:  # examples inserted into or removed from a kept question
+        if item.ident < start and draw(st.integers(0, 3)) == 0:
+            extra = draw(codes)
+            at = draw(st.integers(0, len(item.codes)))
+            item = Item(item.ident, item.title, item.section, item.codes[:at] + extra + item.codes[at:])
+        result.append(item)
+    return result
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_inserts_deletions_reorders_and_duplicate_titles_never_move_a_guid(data) -> None:  # noqa: ANN001
+    first = data.draw(items())
+    item_guids, code_guids, lock = _round(first, Lock())
+    for round_ in (1, 2):
+        second = data.draw(edited(first, start=1000 * round_))
+        new_items, new_codes, lock = _round(second, lock)
+        for item in second:
+            if item in item_guids:  # unchanged: the same title, section, answer and examples
+                assert new_items[item] == item_guids[item], item
+        for (item, code, nth), guid in new_codes.items():
+            same_question = next((old for old in item_guids if old.ident == item.ident), None)
+            if same_question is not None and (same_question, code, nth) in code_guids:
+                # an example kept in its question keeps its note (the n-th of equal examples, the
+                # n-th note of that code)
+                assert guid == code_guids[(same_question, code, nth)], (item, code)
+        gone = {item_guids[i] for i in first if not any(j.ident == i.ident for j in second)}
+        # (a same-titled newcomer may continue a deleted one: one title, one note, the answer edited)
+        added = {new_items[i] for i in second if i.ident >= 1000 * round_
+                 and not any(old.title == i.title for old in first)}
+        assert not gone & added, "a new question took the note of a deleted one"
+        first, item_guids, code_guids = second, new_items, new_codes
