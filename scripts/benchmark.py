@@ -4,6 +4,7 @@
     python scripts/benchmark.py            # synthetic 1×, 4×, 16× and ../shared/corpus if present
     python scripts/benchmark.py --scales 1 # just one size
     python scripts/benchmark.py --scales --corpus path/to/Interview-for-Algorithm-Engineer
+    python scripts/benchmark.py --scales --rename 10000  # a rebuild after every title changed
 
 Each build runs as its own process (`python -m deckgen build … --no-run`), so wall time includes
 start-up and imports, as a user sees it, and peak memory is that process's maximum resident size.
@@ -90,10 +91,10 @@ def answer(rng: random.Random, image: str) -> str:
     return "\n\n".join(parts)
 
 
-def make_corpus(target: Path, scale: int) -> None:
-    """A synthetic knowledge base in the upstream layout, `scale` times its size."""
+def make_corpus(target: Path, scale: int, files: int | None = None) -> None:
+    """A synthetic knowledge base in the upstream layout, `scale` times its size (or `files` files)."""
     rng = random.Random(scale)
-    for n in range(FILES_PER_SCALE * scale):
+    for n in range(files if files is not None else FILES_PER_SCALE * scale):
         folder = target / FOLDERS[n % len(FOLDERS)]
         (folder / "imgs").mkdir(parents=True, exist_ok=True)
         (folder / "imgs" / f"fig{n}.png").write_bytes(PNG)
@@ -130,7 +131,64 @@ def run_build(source: Path, work: Path) -> tuple[float, float, str]:
 
 
 def cards_in(output: str) -> int:
-    return sum(int(m) for m in re.findall(r"^.*?: (\d+) cards", output, flags=re.M))
+    return sum(int(m) for m in re.findall(r"^.*?: (\d+) questions?", output, flags=re.M))
+
+
+def rename_all(source: Path) -> None:
+    """Every question retitled (heading, id and table of contents), its answer unchanged."""
+    for path in source.rglob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("的作用是什么（", "有什么用（"), encoding="utf-8")
+
+
+def measure_rename(questions: int) -> None:
+    """A build, then every title changed and the rebuild timed: renames are matched by answer,
+    through an index, so this stays near-linear (all pairs of 10,000 took 900 s)."""
+    files = -(-questions // QUESTIONS_PER_FILE)
+    with tempfile.TemporaryDirectory(prefix="deckgen-rename-") as tmp:
+        source, work = Path(tmp) / "kb", Path(tmp) / "work"
+        work.mkdir()
+        make_corpus(source, 1, files=files)
+        cold, _, out = run_build(source, work)
+        rename_all(source)
+        seconds, peak, out = run_build(source, work)
+        renamed = len(re.findall(r"^renamed ", out, flags=re.M))
+        added = len(re.findall(r"^added ", out, flags=re.M))
+    print(f"mass rename      {files:>5} files, {cards_in(out)} questions, every title changed | "
+          f"rebuild {seconds:6.2f} s (cold build {cold:.2f} s) {peak:5.0f} MB peak | "
+          f"{renamed} renamed, {added} added", flush=True)
+    _time_matching(questions)
+
+
+def _time_matching(n: int) -> None:
+    """The identity step alone, in this process: n renamed questions against a lock of n."""
+    from deckgen.ids import IdentityResolver, Lock, PlannedNote, normalize_key, settle
+    from deckgen.model import Question
+
+    rng = random.Random(n)
+
+    def questions(verb: str) -> list[Question]:
+        made = []
+        for i in range(n):
+            title = f"{rng.choice(WORDS)}{verb}{i}？"
+            rng.seed(i)
+            answer = "".join(sentence(rng) for _ in range(8))
+            made.append(Question(title, answer, Path("a.md"), i, i, FOLDERS[i % 10], (FOLDERS[i % 10],),
+                                 normalize_key(title)))
+        return made
+
+    first = questions("的作用是什么")
+    identities, _ = IdentityResolver(Lock()).questions(first)
+    planned = [PlannedNote(i.key, None, "qa", i.guid, q.section, (q.title,), (), q.section, q.title, i)
+               for q, i in zip(first, identities)]
+    lock = settle(planned, Lock(), {}, {}, 0).lock
+    renamed = questions("有什么用")
+    started = time.perf_counter()
+    identities, _ = IdentityResolver(lock).questions(renamed)
+    seconds = time.perf_counter() - started
+    kept = sum(i.renamed_from is not None for i in identities)
+    print(f"rename matching  {n} questions renamed at once: {seconds:.2f} s in the identity step, "
+          f"{kept} matched to their notes", flush=True)
 
 
 def measure(name: str, source: Path, repeat: int) -> None:
@@ -159,6 +217,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="builds to take the median of")
     parser.add_argument("--corpus", type=Path, action="append", default=[],
                         help="also a folder of your own, e.g. a checkout of the knowledge base")
+    parser.add_argument("--rename", type=int, nargs="?", const=10_000, default=None,
+                        help="also time a rebuild after renaming every question (default 10,000)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; each build is one process "
           f"(median of {args.repeat}; peak memory: the largest of them)")
@@ -169,6 +229,8 @@ def main() -> None:
             measure(f"synthetic {scale}×", source, args.repeat)
     for folder in args.corpus:
         measure(folder.name, folder, args.repeat)
+    if args.rename:
+        measure_rename(args.rename)
     if SHARED_CORPUS.is_dir():
         with tempfile.TemporaryDirectory(prefix="deckgen-corpus-") as tmp:
             source = Path(tmp) / "corpus"
