@@ -70,7 +70,7 @@ class LockedNote:
     base: str = ""  # the question's key before same-titled questions are told apart
     body: str = ""  # body_digest of the answer (Q&A) or the code (code note)
     sketch: str = ""  # sketch of the same: the evidence a rename is judged on
-    owner: str = ""  # code notes: the lock key of their question
+    owner: str = ""  # code notes: the GUID of their question
     source: str = ""  # the Source field (file:line) as last shipped
     deck: str = ""
 
@@ -245,7 +245,7 @@ class Identity:
     base: str = ""  # a question's key before same-titled questions are told apart
     body: str = ""  # body_digest of the answer or the code
     sketch: str = ""
-    owner: str = ""  # a code note's question (its key in this build)
+    owner: str = ""  # a code note's question (its GUID)
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class IdentityResolver:
             if entry.note_type == "qa":
                 group = self._qa.setdefault(_base(key, entry), [])
             else:
-                group = self._code.setdefault(_owner(key, entry), [])
+                group = self._code.setdefault(_owner(key, entry, lock), [])
             group.append(_Old(key, entry, len(group)))
 
     def questions(self, questions: Sequence[Question]) -> tuple[list[Identity], list[Diagnostic]]:
@@ -307,7 +307,9 @@ class IdentityResolver:
 
     def code(self, owner: Identity, codes: Sequence[str]) -> list[Identity]:
         """Identities of one question's examples, given the question's own."""
-        olds = self._code.get(owner.previous, []) if owner.previous else []
+        previous = (self.lock.notes.get(owner.previous) or self.lock.removed.get(owner.previous)
+                    if owner.previous else None)
+        olds = self._code.get(previous.guid, []) if previous is not None else []
         bodies = [body_digest(c) for c in codes]
         sketches = [sketch(c) for c in codes]
         matched = _pair_code(bodies, sketches, olds)
@@ -318,7 +320,7 @@ class IdentityResolver:
             key = f"{owner.key} code {body[:10] or 'empty'}" + (f" #{n}" if n > 1 else "")
             old, why = matched.get(index, (None, ""))
             identities.append(Identity(key, self._guid(key, old), old.key if old else None, None, why,
-                                       None, "", body, sketches[index], owner.key))
+                                       None, "", body, sketches[index], owner.guid))
         return identities
 
     def _guid(self, key: str, old: _Old | None) -> str:
@@ -345,9 +347,13 @@ def _base(key: str, entry: LockedNote | RemovedNote) -> str:
     return title_key if key.startswith(f"{title_key}@") else key
 
 
-def _owner(key: str, entry: LockedNote | RemovedNote) -> str:
-    """The lock key of a code note's question; older locks wrote `question-key::codeN`."""
-    return entry.owner or key.rsplit("::code", 1)[0]
+def _owner(key: str, entry: LockedNote | RemovedNote, lock: Lock) -> str:
+    """The GUID of a code note's question; older locks wrote only its key: `question-key::codeN`."""
+    if entry.owner:
+        return entry.owner
+    question = key.rsplit("::code", 1)[0]
+    found = lock.notes.get(question) or lock.removed.get(question)
+    return found.guid if found is not None else question
 
 
 def _ordinal(key: str) -> int:
@@ -584,7 +590,7 @@ def settle(
         new.removed[_free_key(key, new)] = RemovedNote(
             old.guid, old.title, old.section, max(now, old.mod + 1), old.note_type, shipped["deck"], tags,
             list(shipped["fields"]), _base(key, old) if old.note_type == "qa" else "", old.body,
-            old.sketch, _owner(key, old) if old.note_type != "qa" else "")
+            old.sketch, _owner(key, old, lock) if old.note_type != "qa" else "")
     for key, removed in sorted(lock.removed.items()):
         if key not in continued:
             new.removed[_free_key(key, new)] = removed

@@ -138,7 +138,7 @@ def session(no_run_project, anki):  # noqa: ANN001, ANN201
 
 
 def _kinds(changes: dict[str, str]) -> list[str]:
-    return sorted(c for c in changes.values() if c != "unchanged")
+    return sorted(c for c in changes.values() if c in ANKI_ADDS | ANKI_UPDATES)
 
 
 def test_a_renamed_question_keeps_its_note_when_its_old_title_is_reused(session):  # noqa: ANN001
@@ -195,3 +195,13 @@ def test_a_one_sentence_edit_updates_exactly_one_note(session):  # noqa: ANN001
     changes = session.step(_text(ATTENTION, edited, EXAMPLE, LOSS, FOO))  # every later line moves
     assert _kinds(changes) == ["updated"]
     assert "它也用于去噪" in session.note("介绍一下总变分损失的概念与作用")["Answer"]
+
+
+def test_a_removed_question_that_returns_gets_its_notes_back(session):  # noqa: ANN001
+    session.step(_text(EXAMPLE, LOSS))
+    reviewed = {session.note("如何打印一个字典？").id, session.note("如何打印一个字典？", "deckgen Code").id}
+    assert _kinds(session.step(_text(LOSS))) == ["removed", "removed"]
+    assert _kinds(session.step(_text(LOSS, FOO_CODE1))) == ["added"]  # still removed: nothing to do
+    assert _kinds(session.step(_text(EXAMPLE, LOSS, FOO_CODE1))) == ["restored", "restored"]
+    back = {session.note("如何打印一个字典？").id, session.note("如何打印一个字典？", "deckgen Code").id}
+    assert back == reviewed
