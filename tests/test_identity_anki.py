@@ -205,3 +205,31 @@ def test_a_removed_question_that_returns_gets_its_notes_back(session):  # noqa: 
     assert _kinds(session.step(_text(EXAMPLE, LOSS, FOO_CODE1))) == ["restored", "restored"]
     back = {session.note("如何打印一个字典？").id, session.note("如何打印一个字典？", "deckgen Code").id}
     assert back == reviewed
+
+
+def test_one_sentence_added_to_the_shipped_article_updates_one_note(no_run_project, anki, tmp_path):  # noqa: ANN001
+    """The issue's measurement: one sentence added near the top of the shipped article moved the
+    lines of 54 other notes, and Anki updated all 54."""
+    import shutil
+    from dataclasses import replace
+
+    from .conftest import REPO
+
+    source = tmp_path / "article"
+    shutil.copytree(REPO / "source", source)
+    project = no_run_project
+    project.settings = replace(project.settings, sources=(source,))
+    path = next(source.glob("*.md"))
+    text = path.read_text(encoding="utf-8")
+    build(project.settings)
+    anki.import_package(project.settings.output / f"{ROOT}.apkg")
+    anki.review_all()
+    heading = "## 【一】AI绘画大模型的数据预处理都包含哪些步骤?\n"
+    assert heading in text
+    path.write_text(text.replace(heading, heading + "\n这是新加的一句话。\n"), encoding="utf-8")
+    report = build(project.settings)
+    log = anki.import_package(project.settings.output / f"{ROOT}.apkg")
+    assert not log.new and len(log.updated) == 1
+    assert [n.title for n in report.notes if n.change != "unchanged"] == [
+        "AI绘画大模型的数据预处理都包含哪些步骤?"]
+    assert len(log.duplicate) == len(report.notes) - 1  # every other note: Anki leaves it alone
