@@ -169,6 +169,7 @@ TITLE_SIMILARITY = 0.75  # with a very short answer, the titles must be this ali
 _FEW_UNITS = 3  # fewer sentences than this is too little content to go on alone
 # A sentence shared by more notes than this ("代码如下：") says nothing about which one is which.
 _COMMON_UNIT = 64
+_LARGE_GROUP = 10_000  # same-titled questions × their notes, beyond which pairs are not all scored
 _UNIT_BREAK = re.compile(r"[。！？!?；;\n]+|\.(?:\s+|$)")
 _SPACE = re.compile(r"\s+")
 
@@ -370,6 +371,8 @@ def _pair(indexes: Sequence[int], olds: Sequence[_Old],
         return {}
     if len(indexes) == 1 and len(olds) == 1:
         return {indexes[0]: olds[0]}
+    if len(indexes) * len(olds) > _LARGE_GROUP:
+        return _pair_large(indexes, olds, [body for body, *_ in new])
     scored = []
     for rank, (index, (body, sketch_hex, deck, section)) in enumerate(zip(indexes, new)):
         for old in olds:
@@ -381,6 +384,27 @@ def _pair(indexes: Sequence[int], olds: Sequence[_Old],
                      -abs(rank - old.rank), -old.rank, -rank)
             scored.append((score, index, old))
     return _greedy(scored)
+
+
+def _pair_large(indexes: Sequence[int], olds: Sequence[_Old], bodies: Sequence[str]) -> dict[int, _Old]:
+    """Hundreds of questions of one title: the same answer, then order (comparing every pair
+    would cost their product)."""
+    by_body: dict[str, list[_Old]] = {}
+    for old in olds:
+        by_body.setdefault(old.entry.body, []).append(old)
+    pairs: dict[int, _Old] = {}
+    for index, body in zip(indexes, bodies):
+        if body and by_body.get(body):
+            pairs[index] = by_body[body].pop(0)
+    used = {old.key for old in pairs.values()}
+    rest = iter(old for old in olds if old.key not in used)
+    for index in indexes:
+        if index not in pairs:
+            old = next(rest, None)
+            if old is None:
+                break
+            pairs[index] = old
+    return pairs
 
 
 def _greedy(scored: list) -> dict:  # noqa: ANN001 - (score, new, old) triples

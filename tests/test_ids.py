@@ -358,3 +358,10 @@ def test_inserts_deletions_reorders_and_duplicate_titles_never_move_a_guid(data)
                  and not any(old.title == i.title for old in first)}
         assert not gone & added, "a new question took the note of a deleted one"
         first, item_guids, code_guids = second, new_items, new_codes
+
+
+def test_hundreds_of_same_titled_questions_keep_their_notes_by_answer() -> None:
+    many = [qa("代码示例", f"第{i}个示例的说明。") for i in range(150)]
+    guids, lock = locked_build(many)
+    again, _ = locked_build([qa("代码示例", "新的一个。"), *reversed(many)], lock)
+    assert again[1:] == list(reversed(guids)) and again[0] not in guids
