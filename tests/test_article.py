@@ -100,3 +100,24 @@ def test_each_section_package_imports_alone_and_renders(built, tmp_path: Path) -
             assert not anki.col.media.check().missing
         finally:
             anki.close()
+
+
+def test_the_cogvideox_card_shows_both_figures(built, anki, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, _ = built
+    package = settings.output / "AI视频基础.apkg"
+    notes, _, media = open_package(package, tmp_path)
+    vae = next(n for n in notes if n["Question"] == "介绍一下CogVideoX系列模型的VAE结构")
+    shown = re.findall(r'<img [^>]*src="([^"]+)"', vae["Answer"])
+    figures = [REPO / "source" / "imgs" / name for name in
+               ("CogVideoX的3DVAE结构示意图.png", "CogVideoX-3DVAE完整结构图.jpg")]
+    assert [media[name] for name in shown] == [f.read_bytes() for f in figures]
+    # in Anki: the files are in the collection's media and the card's back shows them
+    anki.import_package(package)
+    card = next(c for c in anki.cards() if "CogVideoX系列模型的VAE结构" in c.note()["Question"])
+    back = card.render_output().answer_text
+    assert all(f'src="{name}"' in back for name in shown)
+    assert not anki.col.media.check().missing
+    assert all((Path(anki.col.media.dir()) / name).is_file() for name in shown)
+    # each where the text points at it: after the list of the three parts, and at the very end
+    assert back.index("潜在空间正则化器") < back.index(shown[0]) < back.index("值得注意的是")
+    assert back.index("完整结构图") < back.index(shown[1])
