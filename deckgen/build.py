@@ -74,6 +74,7 @@ class Planned:
     identities: list[Identity]
     diagnostics: list[Diagnostic]
     sections: dict[str, SectionReport]
+    descriptions: dict[str, str] = field(default_factory=dict)  # deck name → its description's HTML
 
 
 # Step 1, source files → questions and their HTML, is deckgen.load's.
@@ -84,7 +85,7 @@ class Planned:
 def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
-    from deckgen.load import quiz_blocks
+    from deckgen.load import quiz_blocks, render_descriptions
     from deckgen.run import CodeRunner
 
     questions = corpus.questions
@@ -108,7 +109,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.remote_images += answer.remote_images
         report.cards += 1
         title = html_of.title
-        deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
+        deck = deck_name(settings.root, question.deck)
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join(question.deck))
         source = html.escape(source_label(question, settings.sources))
@@ -143,7 +144,15 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             )
             plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
                                           question.section, question.title))
+    for section, description in render_descriptions(corpus, settings.sources).items():
+        diagnostics.extend(description.diagnostics)
+        plan.descriptions[deck_name(settings.root, (section,))] = description.html
     return plan
+
+
+def deck_name(root: str, path: Sequence[str]) -> str:
+    """The Anki deck of a deck path below the root; a '::' inside a name does not split it."""
+    return "::".join(part.replace("::", ":") for part in (root, *path))
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -228,7 +237,7 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Se
     combined = settings.output / f"{package_name(settings.root)}.apkg"
     if combined not in [path for path, _, _ in jobs]:
         jobs.append((combined, everything, [all_media[n] for n in sorted(all_media)]))
-    write_packages(jobs, types)
+    write_packages(jobs, types, plan.descriptions)
     packages = [path for path, _, _ in jobs]
     _write_atomic(settings.lock, settled.lock.dumps())
     return packages

@@ -78,6 +78,8 @@ def assemble(loaded: Iterable[ParsedFile], diagnostics: list[Diagnostic]) -> Cor
                 section = sections[question.section] = Section(question.section)
                 corpus.sections.append(section)
             section.questions.append(question)
+        for description in source.descriptions:
+            sections[description.section].descriptions.append(description)
     return corpus
 
 
@@ -125,7 +127,7 @@ def _source_file(doc: Doc, root: Path) -> SourceFile:
     if layout == KNOWLEDGE_BASE:
         source.questions = knowledge_base_questions(doc, toc, root)
     else:
-        source.questions = article_questions(doc)
+        source.questions, source.descriptions = article_questions(doc)
     return source
 
 

@@ -1,17 +1,21 @@
 """The article layout: `# 章节` section headings, `## 【一】问题` question headings below them; the
-answer runs to the next heading of the question's level or shallower."""
+answer runs to the next heading of the question's level or shallower. The prose between a
+section's heading and the heading after it is the section's introduction (its deck's description)."""
 from __future__ import annotations
 
 from deckgen.ids import QUESTION_MARKER, strip_number
-from deckgen.model import ERROR, WARNING, Question
+from deckgen.model import ERROR, WARNING, Description, Question
 from deckgen.parse.answers import cut_answer, make_question
 from deckgen.parse.structure import Doc, Heading
 from deckgen.parse.text import section_name, as_tag
 
 
-def article_questions(doc: Doc) -> list[Question]:
+def article_questions(doc: Doc) -> tuple[list[Question], list[Description]]:
+    """The article's questions, and the introductions of the sections that have questions."""
     questions: list[Question] = []
+    descriptions: dict[int, Description | None] = {}  # by the section heading's line
     headings = doc.headings
+    position = {h.line: k for k, h in enumerate(headings)}
     is_question = [bool(QUESTION_MARKER.match(h.text)) for h in headings]
     # the nearest preceding non-question heading of each level, kept as a stack
     open_sections: list[Heading] = []
@@ -43,5 +47,11 @@ def article_questions(doc: Doc) -> list[Question]:
         questions.append(
             make_question(doc, heading, title, answer, section=name, deck=(name,), tags=(as_tag(name),))
         )
-    return questions
+        if section.line not in descriptions:
+            following = headings[position[section.line] + 1]  # exists: this question's heading
+            intro = cut_answer(doc, section.body_start, following.line, inner=())
+            descriptions[section.line] = (
+                None if intro is None else Description(name, intro.text, doc.path, intro.line + 1)
+            )
+    return questions, [d for d in descriptions.values() if d is not None]
 
