@@ -101,3 +101,15 @@ def test_anki_shows_the_description_and_takes_an_edited_one_on_reimport(no_run_p
     build(no_run_project.settings)
     anki.import_package(apkg)
     assert anki.col.decks.by_name(f"{ROOT}::深度学习基础")["desc"] == "<p>改过的介绍。</p>\n"
+
+
+def test_a_description_survives_the_file_cache(no_run_project: Project, tmp_path: Path) -> None:
+    _with_intro(no_run_project)
+    other = no_run_project.article.parent / "other.md"
+    other.write_text("# 机器学习基础\n\n## 【一】问题？\n\n答案。\n", encoding="utf-8")
+    build(no_run_project.settings)
+    other.write_text("# 机器学习基础\n\n## 【一】问题？\n\n改过的答案。\n", encoding="utf-8")
+    report = build(no_run_project.settings)  # the article itself comes from the cache
+    assert not report.up_to_date
+    apkg = no_run_project.settings.output / f"{ROOT}.apkg"
+    assert "<strong>没有标准答案</strong>" in _deck_descriptions(apkg, tmp_path)[f"{ROOT}::深度学习基础"]
