@@ -400,11 +400,14 @@ def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 def _count_warnings(diagnostics: Sequence[Diagnostic], corpus: Corpus,
                     sections: dict[str, SectionReport]) -> None:
-    """Each warning counts for the section of the question it falls in (one above the first
-    question, in a table of contents say, for that question's section)."""
+    """Each warning counts for the section of the question or introduction it falls in (one
+    above the first question, in a table of contents say, for that question's section)."""
     starts: dict[Path, list[tuple[int, str]]] = {}
     for question in corpus.questions:
         starts.setdefault(question.path, []).append((question.line, question.section))
+    for section in corpus.sections:
+        for description in section.descriptions:
+            starts.setdefault(description.path, []).append((description.line, section.name))
     for lines in starts.values():
         lines.sort()
     for diagnostic in diagnostics:

@@ -16,9 +16,9 @@ INTRO = r"""这些问题**没有标准答案**，欢迎讨论。
 """
 
 
-def _with_intro(project: Project, intro: str = INTRO) -> None:
+def _with_intro(project: Project, intro: str = INTRO, section: str = "深度学习基础") -> None:
     text = article(("深度学习基础", [ROPE, FUSION]), ("Python编程基础", [PYTHON]))
-    project.article.write_text(text.replace("# 深度学习基础\n\n", f"# 深度学习基础\n\n{intro}\n", 1),
+    project.article.write_text(text.replace(f"# {section}\n\n", f"# {section}\n\n{intro}\n", 1),
                                encoding="utf-8")
     (project.article.parent / "imgs" / "intro.png").write_bytes(PNG)
 
@@ -81,12 +81,14 @@ def test_an_image_in_a_description_shows_its_alt_text_and_is_reported(
 def test_html_the_sanitizer_removes_from_a_description_is_reported_at_its_line(
     no_run_project: Project, tmp_path: Path
 ) -> None:
-    _with_intro(no_run_project, "介绍。<script>alert(1)</script>\n")
+    _with_intro(no_run_project, "介绍。<script>alert(1)</script>\n", section="Python编程基础")
     report = build(no_run_project.settings, write=False)
     lines = no_run_project.article.read_text(encoding="utf-8").split("\n")
     line = next(n for n, text in enumerate(lines, start=1) if "<script>" in text)
     removed = [(d.path, d.line, d.message) for d in report.diagnostics if "removed" in d.message]
     assert removed == [(no_run_project.article, line, "HTML removed: <script>")]
+    # counted for the section it introduces, not for the question before it
+    assert {s.name: s.warnings for s in report.sections} == {"深度学习基础": 0, "Python编程基础": 1}
 
 
 def test_anki_shows_the_description_and_takes_an_edited_one_on_reimport(no_run_project: Project, anki) -> None:  # noqa: ANN001
