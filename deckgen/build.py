@@ -86,6 +86,7 @@ class Planned:
     diagnostics: list[Diagnostic]
     sections: dict[str, SectionReport]
     failed: list[FailedExample] = field(default_factory=list)
+    descriptions: dict[str, str] = field(default_factory=dict)  # deck name → its description's HTML
 
 
 # Step 1, source files → questions and their HTML, is deckgen.load's.
@@ -96,7 +97,7 @@ class Planned:
 def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
-    from deckgen.load import quiz_blocks
+    from deckgen.load import quiz_blocks, render_descriptions
     from deckgen.run import FAILED, TIMED_OUT, CodeRunner
 
     questions = corpus.questions
@@ -121,7 +122,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.remote_images += answer.remote_images
         report.cards += 1
         title = html_of.title
-        deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
+        deck = deck_name(settings.root, question.deck)
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join(question.deck))
         where = source_label(question, settings.sources)
@@ -160,7 +161,15 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                 code_identity.key, code_identity.previous, "code", code_identity.guid, deck, fields,
                 tags, question.section, question.title, code_identity, code_where,
                 navigation=len(fields) - 1))
+    for section, description in render_descriptions(corpus, settings.sources).items():
+        diagnostics.extend(description.diagnostics)
+        plan.descriptions[deck_name(settings.root, (section,))] = description.html
     return plan
+
+
+def deck_name(root: str, path: Sequence[str]) -> str:
+    """The Anki deck of a deck path below the root; a '::' inside a name does not split it."""
+    return "::".join(part.replace("::", ":") for part in (root, *path))
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -242,20 +251,22 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict,
     combined = settings.output / f"{package_name(settings.root)}.apkg"
     if combined not in [path for path, _, _ in jobs]:
         jobs.append((combined, everything, [all_media[n] for n in sorted(all_media)]))
-    digests = {str(path): _package_digest(records, media, types) for path, records, media in jobs}
+    digests = {str(path): _package_digest(records, media, types, plan.descriptions) for path, records, media in jobs}
     known = _read_json(settings.cache_dir / "packages.json")
     changed = [job for job in jobs if known.get(str(job[0])) != digests[str(job[0])] or not job[0].is_file()]
-    write_packages(changed, types)
+    write_packages(changed, types, plan.descriptions)
     _write_atomic(settings.lock, settled.lock.dumps())
     _write_atomic(settings.cache_dir / "packages.json", json.dumps(digests, ensure_ascii=False))
     return [path for path, _, _ in jobs], [path for path, _, _ in changed]
 
 
-def _package_digest(records: Sequence, media: Sequence[MediaFile], types: dict) -> str:  # noqa: ANN001
+def _package_digest(records: Sequence, media: Sequence[MediaFile], types: dict,  # noqa: ANN001
+                    descriptions: dict[str, str]) -> str:
     """What a package is made of: equal digests, byte-identical packages."""
     files = [(m.name, m.source.stat().st_size, m.source.stat().st_mtime_ns) for m in media]
     models = sorted((k, t.mod, model_hash(t.model)) for k, t in types.items())
-    return content_hash([tuple(vars(r).values()) for r in records], files, models)
+    return content_hash([tuple(vars(r).values()) for r in records], files, models,
+                        sorted(descriptions.items()))
 
 
 def _read_json(path: Path) -> dict:
@@ -419,11 +430,14 @@ def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 def _count_warnings(diagnostics: Sequence[Diagnostic], corpus: Corpus,
                     sections: dict[str, SectionReport]) -> None:
-    """Each warning counts for the section of the question it falls in (one above the first
-    question, in a table of contents say, for that question's section)."""
+    """Each warning counts for the section of the question or introduction it falls in (one
+    above the first question, in a table of contents say, for that question's section)."""
     starts: dict[Path, list[tuple[int, str]]] = {}
     for question in corpus.questions:
         starts.setdefault(question.path, []).append((question.line, question.section))
+    for section in corpus.sections:
+        for description in section.descriptions:
+            starts.setdefault(description.path, []).append((description.line, section.name))
     for lines in starts.values():
         lines.sort()
     for diagnostic in diagnostics:

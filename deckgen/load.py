@@ -75,7 +75,7 @@ def load_sources(
     `meanwhile` is work for this process while worker processes render (when they do).
     """
     pairs, diagnostics = parse.discover(sources)
-    allowed_roots = tuple(p if p.is_dir() else p.parent for p in sources)
+    allowed_roots = image_roots(sources)
     cache = _FileCache(cache_dir, allowed_roots)
     keys = [cache.key(root, path) for root, path in pairs]
     loaded: list[LoadedFile | None] = [cache.get(k) for k in keys]
@@ -92,6 +92,29 @@ def load_sources(
     # The corpus lists questions section by section; pair them with their HTML by identity.
     html = {id(q): r for f in files if f.source for q, r in zip(f.source.questions, f.rendered)}
     return corpus, [html[id(q)] for q in corpus.questions]
+
+
+def image_roots(sources: Sequence[Path]) -> tuple[Path, ...]:
+    """The folders a card's images may come from: the source folders, a file's own folder."""
+    return tuple(p if p.is_dir() else p.parent for p in sources)
+
+
+def render_descriptions(corpus: Corpus, sources: Sequence[Path]) -> dict[str, Rendered]:
+    """Each section's description (its introductions, in source order) as sanitized card HTML,
+    made the way answers are. A few short texts: rendered here, not in the workers."""
+    renderer = Renderer(image_roots(sources))
+    described = {}
+    for section in corpus.sections:
+        parts = [renderer.description(d) for d in section.descriptions]
+        if parts:
+            described[section.name] = Rendered(
+                html="\n".join(p.html for p in parts),
+                media=[m for p in parts for m in p.media],
+                remote_images=sum(p.remote_images for p in parts),
+                diagnostics=[d for p in parts for d in p.diagnostics],
+                math=sum(p.math for p in parts),
+            )
+    return described
 
 
 _Job = tuple[Path, Path, "str | None"]  # (root, file, cache key)

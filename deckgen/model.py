@@ -66,10 +66,23 @@ class Question:
     code_blocks: list[CodeBlock] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Description:
+    """A section's introduction in the source (the prose between its heading and its first
+    question): its deck's description in Anki, shown on the deck's overview screen."""
+
+    section: str
+    text: str  # Markdown, as in the file
+    path: Path
+    line: int  # 1-based line of its first line in the file
+
+
 @dataclass
 class Section:
     name: str
     questions: list[Question] = field(default_factory=list)
+    # in source order: a section spread over several files has an introduction in each
+    descriptions: list[Description] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +101,7 @@ class SourceFile:
     questions: list[Question] = field(default_factory=list)
     toc: list[TocEntry] = field(default_factory=list)
     front_matter: dict[str, str] = field(default_factory=dict)
+    descriptions: list[Description] = field(default_factory=list)
 
 
 @dataclass

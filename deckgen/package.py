@@ -14,7 +14,7 @@ import sqlite3
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,15 +64,17 @@ PackageJob = tuple[Path, Sequence[NoteRecord], Sequence[MediaFile]]
 PARALLEL_NOTES = 2000
 
 
-def write_packages(jobs: Sequence[PackageJob], note_types: dict[str, NoteType]) -> None:
+def write_packages(jobs: Sequence[PackageJob], note_types: dict[str, NoteType],
+                   descriptions: Mapping[str, str] | None = None) -> None:
     """Write several packages, each atomically; on Linux two at a time, in forked workers that
-    read the notes from the memory they share with this process instead of receiving copies."""
+    read the notes from the memory they share with this process instead of receiving copies.
+    `descriptions`: deck name → the HTML Anki shows on that deck's overview screen."""
     global _pending
     if sum(len(notes) for _, notes, _ in jobs) < PARALLEL_NOTES or sys.platform != "linux":
         for path, notes, media in jobs:
-            write_package(path, notes, note_types, media)
+            write_package(path, notes, note_types, media, descriptions)
         return
-    _pending = (list(jobs), note_types)
+    _pending = (list(jobs), note_types, descriptions)
     try:
         context = multiprocessing.get_context("fork")
         largest_first = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
@@ -82,25 +84,26 @@ def write_packages(jobs: Sequence[PackageJob], note_types: dict[str, NoteType]) 
         _pending = None
 
 
-_pending: tuple[list[PackageJob], dict[str, NoteType]] | None = None
+_pending: tuple[list[PackageJob], dict[str, NoteType], Mapping[str, str] | None] | None = None
 
 
 def _write_pending(index: int) -> None:
     assert _pending is not None
-    jobs, note_types = _pending
+    jobs, note_types, descriptions = _pending
     path, notes, media = jobs[index]
-    write_package(path, notes, note_types, media)
+    write_package(path, notes, note_types, media, descriptions)
 
 
 def write_package(
-    path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType], media: Sequence[MediaFile]
+    path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType], media: Sequence[MediaFile],
+    descriptions: Mapping[str, str] | None = None,
 ) -> None:
     """Write `path` atomically: a failure leaves whatever was there before."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_zip = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        _write_zip(Path(tmp_zip), collection_bytes(notes, note_types), media)
+        _write_zip(Path(tmp_zip), collection_bytes(notes, note_types, descriptions), media)
         os.chmod(tmp_zip, 0o644)
         os.replace(tmp_zip, path)
     except (OSError, sqlite3.Error) as exc:
@@ -110,8 +113,10 @@ def write_package(
             os.unlink(tmp_zip)
 
 
-def collection_bytes(notes: Sequence[NoteRecord], note_types: dict[str, NoteType]) -> bytes:
-    """The package's collection.anki2: a SQLite database built in memory."""
+def collection_bytes(notes: Sequence[NoteRecord], note_types: dict[str, NoteType],
+                     descriptions: Mapping[str, str] | None = None) -> bytes:
+    """The package's collection.anki2: a SQLite database built in memory. A deck's description
+    replaces the one in the collection on import (an empty one leaves it as it is)."""
     conn = sqlite3.connect(":memory:")
     try:
         cursor = conn.cursor()
@@ -120,7 +125,7 @@ def collection_bytes(notes: Sequence[NoteRecord], note_types: dict[str, NoteType
         deck_names = sorted({n.deck for n in notes})
         decks = json.loads(cursor.execute("SELECT decks FROM col").fetchone()[0])
         for name in deck_names:
-            deck = genanki.Deck(deck_id(name), name)
+            deck = genanki.Deck(deck_id(name), name, description=(descriptions or {}).get(name, ""))
             decks[str(deck.deck_id)] = deck.to_json()
         used_types = sorted({n.note_type for n in notes})
         models = {

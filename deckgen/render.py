@@ -34,7 +34,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from deckgen.markdown import fence_language, make_markdown
-from deckgen.model import WARNING, Diagnostic, MediaFile, Question
+from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question
 from deckgen.sanitize import clean, removals, url_problem
 
 LIGHT_STYLE = "default"
@@ -99,6 +99,7 @@ class _Job:
     base_dir: Path
     roots: tuple[Path, ...]
     pack_media: bool = True  # titles cannot ship files: their local images become alt text
+    unpacked_image: str = ""  # with pack_media off, the warning a local image gets (none if "")
     media: dict[str, MediaFile] = field(default_factory=dict)
     remote_images: int = 0
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -154,6 +155,14 @@ class Renderer:
         job.pack_media = False
         tokens = self._md.parseInline(question.title, {_ENV_KEY: job})
         return Rendered(clean(self._render(tokens, job)).strip(), [], 0, job.diagnostics, job.math)
+
+    def description(self, description: Description) -> Rendered:
+        """A section's description as sanitized HTML for its deck's overview screen. Anki imports
+        only the media that notes use, so a local image shows as its alt text, with a warning."""
+        job = self._new_job(description.path, description.line, None)
+        job.pack_media = False
+        job.unpacked_image = "image not shown: a deck description cannot carry image files"
+        return self._rendered(self._md.parse(description.text + "\n", {_ENV_KEY: job}), job)
 
     def markdown(
         self, text: str, *, path: Path, first_line: int, base_dir: Path | None = None
@@ -369,6 +378,8 @@ class Renderer:
             job.warn(line, f"image refused: {_shorten(relative)} is outside the source folders")
             return None
         if not job.pack_media:
+            if job.unpacked_image:
+                job.warn(line, f"{job.unpacked_image}: {_shorten(relative)}")
             return None
         if not file.is_file():
             job.warn(line, f"image not found: {_shorten(relative)}")

@@ -100,3 +100,43 @@ def test_each_section_package_imports_alone_and_renders(built, tmp_path: Path) -
             assert not anki.col.media.check().missing
         finally:
             anki.close()
+
+
+def test_the_cogvideox_card_shows_both_figures(built, anki, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, _ = built
+    package = settings.output / "AI视频基础.apkg"
+    notes, _, media = open_package(package, tmp_path)
+    vae = next(n for n in notes if n["Question"] == "介绍一下CogVideoX系列模型的VAE结构")
+    shown = re.findall(r'<img [^>]*src="([^"]+)"', vae["Answer"])
+    figures = [REPO / "source" / "imgs" / name for name in
+               ("CogVideoX的3DVAE结构示意图.png", "CogVideoX-3DVAE完整结构图.jpg")]
+    assert [media[name] for name in shown] == [f.read_bytes() for f in figures]
+    # in Anki: the files are in the collection's media and the card's back shows them
+    anki.import_package(package)
+    card = next(c for c in anki.cards() if "CogVideoX系列模型的VAE结构" in c.note()["Question"])
+    back = card.render_output().answer_text
+    assert all(f'src="{name}"' in back for name in shown)
+    assert not anki.col.media.check().missing
+    assert all((Path(anki.col.media.dir()) / name).is_file() for name in shown)
+    # each where the text points at it: after the list of the three parts, and at the very end
+    assert back.index("潜在空间正则化器") < back.index(shown[0]) < back.index("值得注意的是")
+    assert back.index("完整结构图") < back.index(shown[1])
+
+
+def test_the_open_questions_deck_has_its_introduction_as_description(built, anki, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, _ = built
+    package = settings.output / "开放性问题.apkg"
+    _, decks, _ = open_package(package, tmp_path)
+    described = decks[f"{ROOT}::开放性问题"]["desc"]
+    assert "也可以用作面试者的提问" in described and "这些问题没有标准答案" in described
+    assert described.count("<p>") == 2  # its two paragraphs
+    # the introduction is no card's answer, and the two open questions keep their one sentence
+    notes, _, _ = open_package(package, tmp_path)
+    assert all("没有标准答案" not in n["Answer"] for n in notes)
+    anki.import_package(package)
+    deck = anki.col.decks.by_name(f"{ROOT}::开放性问题")
+    assert deck["desc"] == described
+    # the other introduction of the article, and sections without one
+    _, everything, _ = open_package(settings.output / f"{ROOT}.apkg", tmp_path)
+    assert "实用计算机基础知识" in everything[f"{ROOT}::计算机基础"]["desc"]
+    assert [s for s in SECTIONS if everything[f"{ROOT}::{s}"]["desc"]] == ["计算机基础", "开放性问题"]

@@ -224,12 +224,12 @@ def test_one_sentence_added_to_the_shipped_article_updates_one_note(no_run_proje
     build(project.settings)
     anki.import_package(project.settings.output / f"{ROOT}.apkg")
     anki.review_all()
-    heading = "## 【一】AI绘画大模型的数据预处理都包含哪些步骤?\n"
+    heading = "## 【一】AI绘画大模型的数据预处理都包含哪些步骤？\n"
     assert heading in text
     path.write_text(text.replace(heading, heading + "\n这是新加的一句话。\n"), encoding="utf-8")
     report = build(project.settings)
     log = anki.import_package(project.settings.output / f"{ROOT}.apkg")
     assert not log.new and len(log.updated) == 1
     assert [n.title for n in report.notes if n.change != "unchanged"] == [
-        "AI绘画大模型的数据预处理都包含哪些步骤?"]
+        "AI绘画大模型的数据预处理都包含哪些步骤？"]
     assert len(log.duplicate) == len(report.notes) - 1  # every other note: Anki leaves it alone

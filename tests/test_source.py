@@ -26,24 +26,25 @@ SECTIONS = [
     "开放性问题",
 ]
 
-# From the capture's 目录先行, in article order (two questions per section).
+# From the article's 目录先行, in article order (two questions per section), with the article's
+# full-width punctuation (the capture had turned it half-width).
 QUESTIONS = [
-    "AI绘画大模型的数据预处理都包含哪些步骤?",
-    "AI绘画大模型的训练流程都包含哪些步骤?",
+    "AI绘画大模型的数据预处理都包含哪些步骤？",
+    "AI绘画大模型的训练流程都包含哪些步骤？",
     "介绍一下CogVideoX系列模型的VAE结构",
-    "在CogVideoX系列模型中VAE是如何训练的?",
-    "ROPE(Rotary-Position-Embedding)位置编码有何特点?",
-    "深度学习中模型权重融合有哪些主流的方法?",
+    "在CogVideoX系列模型中VAE是如何训练的？",
+    "ROPE（Rotary-Position-Embedding）位置编码有何特点？",
+    "深度学习中模型权重融合有哪些主流的方法？",
     "介绍一下总变分损失的概念与作用",
     "介绍一下机器学习中的Nucleus采样原理",
-    "python中文件有哪些打开模式,它们的区别是什么?",
-    "python字典和json字符串如何相互转化?",
+    "python中文件有哪些打开模式，它们的区别是什么？",
+    "python字典和json字符串如何相互转化？",
     "介绍一下torch、torchvision、CUDA、cuDNN之间的关系",
     "介绍一下XPU、MLU、MUSA各自的特点",
     "介绍一下AI行业中的API以及具体的作用",
-    "Linux中修改用户权限的命令有哪些?",
-    "如何减少对下一个AIGC式的时代周期的错判率?",
-    "如何减少对下一个OpenAI式公司的错判率?",
+    "Linux中修改用户权限的命令有哪些？",
+    "如何减少对下一个AIGC式的时代周期的错判率？",
+    "如何减少对下一个OpenAI式公司的错判率？",
 ]
 
 # Display formulas, TeX exactly as the capture's middle copy has it.
@@ -320,7 +321,7 @@ def shown_outputs() -> list[tuple[Fence, Fence]]:
     pairs = []
     for code, output in zip(all_fences, all_fences[1:]):
         between = [lines[n].strip() for n in range(code.close_line + 1, output.open_line)]
-        if [t for t in between if t] == ["输出:"]:
+        if [t for t in between if t] == ["输出："]:
             pairs.append((code, output))
     return pairs
 
@@ -362,8 +363,16 @@ def test_list_markers_restored() -> None:
     assert [l.number for l in body_lines() if l.text.strip() == "-"] == []
 
 
-def test_lost_images_leave_their_sentences_but_no_reference() -> None:
+def test_the_two_cogvideox_figures_are_back_as_files_beside_the_source() -> None:
     text = SOURCE.read_text(encoding="utf-8")
-    assert "![" not in text and "<img" not in text
-    assert "下图展示了3D VAE的结构示意图" in text
-    assert "下图是Rocky梳理的CogVideoX 3D VAE的完整结构图" in text
+    images = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", text)
+    assert [src for _, src in images] == [
+        "imgs/CogVideoX的3DVAE结构示意图.png",
+        "imgs/CogVideoX-3DVAE完整结构图.jpg",
+    ]
+    for alt, src in images:
+        assert alt, f"{src}: an image needs its alt text"
+        assert (SOURCE.parent / src).is_file(), f"{src} must ship with the source"
+    # each figure stands where the text points at it
+    assert text.index("下图展示了3D VAE的结构示意图") < text.index(images[0][1]) < text.index("如上图(b)中所示")
+    assert text.index("完整结构图**，大家可以感受一下其魅力") < text.index(images[1][1])
