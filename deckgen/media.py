@@ -201,6 +201,8 @@ def download(url: str, folder: Path, max_bytes: int) -> tuple[Downloaded, str]:
         raise MediaRefused(f"the server answered {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
+        if isinstance(reason, TimeoutError):
+            raise _HostUnreachable(f"no answer within {DOWNLOAD_TIMEOUT:g} s") from None
         raise _HostUnreachable(f"cannot connect ({reason})") from None
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".tmp", dir=folder)
