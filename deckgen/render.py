@@ -72,9 +72,12 @@ _SRC = re.compile(_ATTRIBUTE.format(name="src"), re.IGNORECASE)
 _ALT = re.compile(_ATTRIBUTE.format(name="alt"), re.IGNORECASE)
 # `![alt](imgs/a b.png)`: a destination with spaces, which CommonMark reads as text but GitHub
 # and the editors the sources are written in show as an image (an optional "title" last).
+# Bounded, so a long line of `![a](…` without an end stays linear.
 _SPACED_IMAGE = re.compile(
-    r"""!\[([^\]\n]*)\]\([ \t]*([^()<>"'\n]*?[^()<>"'\s])(?:[ \t]+("[^"\n]*"|'[^'\n]*'))?[ \t]*\)"""
+    r"""!\[([^\]\n]{0,1000})\]\([ \t]*([^()<>"'\n]{0,1000}?[^()<>"'\s])"""
+    r"""(?:[ \t]+("[^"\n]{0,1000}"|'[^'\n]{0,1000}'))?[ \t]*\)"""
 )
+_REFUSED = "\0"  # starts what _media_name gives for an image it refuses (no file name can)
 _ENV_KEY = "deckgen"
 _PLACEHOLDER = re.compile("\ue000([0-9a-f]+):([0-9]+)\ue001")
 
@@ -129,7 +132,7 @@ class Renderer:
         self._max_image_bytes = max_image_bytes
         self._formatter = HtmlFormatter(nowrap=True)
         self._code_cache: dict[tuple[str, str], str] = {}
-        self._media_names: dict[Path, str | MediaRefused] = {}
+        self._media_names: dict[Path, str] = {}
         self._folders: dict[Path, Path] = {}
         self._md = self._make_markdown()
         # The core rules that follow the block parse (inline parsing and its clean-ups).
@@ -386,17 +389,21 @@ class Renderer:
         if not file.is_file():
             job.warn(line, f"image not found: {_shorten(relative)}")
             return None
+        name = self._media_name(file)
+        if name.startswith(_REFUSED):
+            job.warn(line, f"image refused: {_shorten(relative)}: {name.removeprefix(_REFUSED)}")
+            return None
+        job.media.setdefault(name, MediaFile(file, name))
+        return name
+
+    def _media_name(self, file: Path) -> str:
+        """The packed name of a local image, or _REFUSED and why; each file is read once."""
         if file not in self._media_names:
             try:
                 self._media_names[file] = local_image(file, self._max_image_bytes)
             except MediaRefused as refused:
-                self._media_names[file] = refused
-        name = self._media_names[file]
-        if isinstance(name, MediaRefused):
-            job.warn(line, f"image refused: {_shorten(relative)}: {name}")
-            return None
-        job.media.setdefault(name, MediaFile(file, name))
-        return name
+                self._media_names[file] = f"{_REFUSED}{refused}"
+        return self._media_names[file]
 
 
 def code_css() -> str:
