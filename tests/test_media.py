@@ -219,7 +219,7 @@ class _Images(http.server.BaseHTTPRequestHandler):
             return
         if self.path == "/slow.png":
             threading.Event().wait(2)
-        status, kind, body = self.routes.get(self.path, (404, "text/plain", b"not found"))
+        status, kind, body = self.routes.get(self.path.split("?")[0], (404, "text/plain", b"not found"))
         self.send_response(status)
         self.send_header("Content-Type", kind)
         if self.path != "/unsized.png":
@@ -256,12 +256,12 @@ def server() -> Iterator[str]:
 
 
 def test_remote_images_are_downloaded_once_packed_and_work_offline(tmp_path: Path, server: str) -> None:
-    kb_file(tmp_path, f"![图]({server}/fig.png)\n\n<img src=\"{server}/photo\" alt=照片>", "一.md")
+    kb_file(tmp_path, f"![图]({server}/fig.png)\n\n<img src=\"{server}/photo?a=1&amp;b=2\" alt=照片>", "一.md")
     source = kb_file(tmp_path, f"同一张图：![图]({server}/fig.png)\n\n![again]({server}/fig.png)", "二.md")
     settings = settings_for(tmp_path, source)
     report = build(settings)
     assert report.diagnostics == []
-    assert _Images.hits["/fig.png"] == 1 and _Images.hits["/photo"] == 1
+    assert _Images.hits["/fig.png"] == 1 and _Images.hits["/photo?a=1&b=2"] == 1
     answers, files = package(settings.output / f"{ROOT}.apkg", tmp_path)
     assert sorted(files.values()) == sorted([PNG, JPEG])
     assert all(src in files for answer in answers for src in sources(answer))
@@ -367,3 +367,20 @@ def test_every_local_image_of_the_knowledge_base_is_packed(tmp_path: Path) -> No
             assert not (d.path.parent / d.message.removeprefix("image not found: ")).exists()
         else:
             assert not d.message.startswith("image") or "absolute path" in d.message or "data:" in d.message
+
+
+def test_anki_imports_local_and_downloaded_images_and_misses_none(tmp_path: Path, server: str, anki) -> None:  # noqa: ANN001
+    folder = tmp_path / "kb" / "深度学习基础" / "imgs"
+    folder.mkdir(parents=True)
+    (folder / "Layout Attention.jpg").write_bytes(JPEG)
+    source = kb_file(tmp_path, f"![本地](imgs/Layout Attention.jpg)\n\n![远程]({server}/fig.png)")
+    settings = settings_for(tmp_path, source)
+    assert build(settings).diagnostics == []
+    anki.import_package(settings.output / f"{ROOT}.apkg")
+    check = anki.col.media.check()
+    assert not check.missing and not check.unused
+    (note,) = anki.notes("deckgen Q&A")
+    stored = {name: (Path(anki.col.media.dir()) / name).read_bytes() for name in sources(note["Answer"])}
+    assert sorted(stored.values()) == sorted([JPEG, PNG])
+    rendered = anki.cards()[0].render_output().answer_text
+    assert all(f'src="{name}"' in rendered for name in stored)
