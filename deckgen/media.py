@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import http.client
 import json
 import os
 import re
@@ -199,35 +200,40 @@ def download(url: str, folder: Path, max_bytes: int) -> tuple[Downloaded, str]:
         response = opener.open(request, timeout=DOWNLOAD_TIMEOUT)
     except urllib.error.HTTPError as error:
         raise MediaRefused(f"the server answered {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None) or error
         if isinstance(reason, TimeoutError):
             raise _HostUnreachable(f"no answer within {DOWNLOAD_TIMEOUT:g} s") from None
         raise _HostUnreachable(f"cannot connect ({reason})") from None
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".tmp", dir=folder)
+    with response:
+        return _save(response, url, folder, max_bytes, deadline)
+
+
+def _save(response: http.client.HTTPResponse, url: str, folder: Path, max_bytes: int,
+          deadline: float) -> tuple[Downloaded, str]:
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise MediaRefused(f"{size_text(int(length))}, above the {size_text(max_bytes)} cap (max_image_mb)")
+    tmp = None
     try:
-        with response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > max_bytes:
-                raise MediaRefused(f"{size_text(int(length))}, above the {size_text(max_bytes)} cap "
-                                   "(max_image_mb)")
-            digest = hashlib.sha256()
-            head = b""
-            size = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise MediaRefused(f"the download took longer than {DOWNLOAD_DEADLINE:.0f} s")
-                chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".tmp", dir=folder)
+        digest = hashlib.sha256()
+        head = b""
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := response.read(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
                     raise MediaRefused(f"above the {size_text(max_bytes)} cap (max_image_mb)")
+                if time.monotonic() > deadline:
+                    raise MediaRefused(f"the download took longer than {DOWNLOAD_DEADLINE:g} s")
                 if len(head) < _HEAD:
                     head += chunk[: _HEAD - len(head)]
                 digest.update(chunk)
                 out.write(chunk)
+        if length.isdigit() and size != int(length):  # http.client does not always notice
+            raise MediaRefused(f"the download was cut short ({size} of {length} bytes)")
         extension = image_extension(head)
         if extension is None:
             kind = response.headers.get("Content-Type", "unknown type")
@@ -236,10 +242,10 @@ def download(url: str, folder: Path, max_bytes: int) -> tuple[Downloaded, str]:
         file = folder / f"{hexdigest}{extension}"
         os.replace(tmp, file)
         return Downloaded(file, packed_name(_url_stem(url), hexdigest, extension)), hexdigest
-    except (TimeoutError, OSError) as error:
-        raise MediaRefused(f"the download failed ({error})") from None
+    except (OSError, http.client.HTTPException) as error:  # a timeout, a cut connection, a full disk
+        raise MediaRefused(f"the download failed ({error or type(error).__name__})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

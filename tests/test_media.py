@@ -222,7 +222,9 @@ class _Images(http.server.BaseHTTPRequestHandler):
         status, kind, body = self.routes.get(self.path.split("?")[0], (404, "text/plain", b"not found"))
         self.send_response(status)
         self.send_header("Content-Type", kind)
-        if self.path != "/unsized.png":
+        if self.path == "/cut.png":  # promises more than it sends, then hangs up
+            self.send_header("Content-Length", str(len(body) + 1000))
+        elif self.path != "/unsized.png":
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         try:
@@ -243,6 +245,7 @@ def server() -> Iterator[str]:
         "/huge.png": (200, "image/png", PNG + bytes(2 << 20)),
         "/unsized.png": (200, "image/png", PNG + bytes(2 << 20)),
         "/slow.png": (200, "image/png", PNG),
+        "/cut.png": (200, "image/png", PNG),
     }
     _Images.hits = Counter()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Images)
@@ -279,7 +282,7 @@ def test_remote_images_are_downloaded_once_packed_and_work_offline(tmp_path: Pat
 def test_failed_downloads_are_warnings_at_their_lines_and_stay_remote(
         tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(media, "DOWNLOAD_TIMEOUT", 0.5)
-    lines = ["page", "huge", "unsized", "missing", "to-file", "slow"]
+    lines = ["page", "huge", "unsized", "missing", "to-file", "cut", "slow"]
     body = "\n\n".join(f"![{name}]({server}/{name}.png)" for name in lines)
     source = kb_file(tmp_path, body)
     settings = settings_for(tmp_path, source, max_image_mb=1)
@@ -292,15 +295,16 @@ def test_failed_downloads_are_warnings_at_their_lines_and_stay_remote(
         7: "above the 1.0 MB cap (max_image_mb)",
         9: "the server answered 404 Not Found",
         11: "the server answered 302 Found - Redirection to url 'file:///etc/passwd' is not allowed",
-        13: "no answer within 0.5 s",
+        13: f"the download was cut short ({len(PNG)} of {len(PNG) + 1000} bytes)",
+        15: "no answer within 0.5 s",
     }
     assert sorted(warnings) == sorted(expected)
     for line, reason in expected.items():
         url = f"{server}/{lines[(line - 3) // 2]}.png"
         assert warnings[line] == f"remote image not packed: {url}: {reason}; the card loads it from the web"
     answers, files = package(settings.output / f"{ROOT}.apkg", tmp_path)
-    assert files == {} and len(sources(answers[0])) == 6 and all(s.startswith(server) for s in sources(answers[0]))
-    assert report.sections[0].remote_images == 6
+    assert files == {} and len(sources(answers[0])) == 7 and all(s.startswith(server) for s in sources(answers[0]))
+    assert report.sections[0].remote_images == 7
     # a failure is not remembered: the next build, of the same input, tries again
     build(settings)
     assert _Images.hits["/page.png"] == 2
