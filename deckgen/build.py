@@ -91,6 +91,18 @@ class Planned:
 
 # Step 1, source files → questions and their HTML, is deckgen.load's.
 
+def pack_media(corpus: Corpus, rendered: Sequence[RenderedQuestion], settings: Settings) -> list[Diagnostic]:
+    """Remote images downloaded (once per URL, cached across builds) and packed like local ones;
+    equal images under two names packed once. Warnings for what stays remote."""
+    from deckgen.media import pack_remote, share_identical
+
+    answers = [(q.path, r.answer) for q, r in zip(corpus.questions, rendered)]
+    diagnostics = pack_remote(answers, settings.cache_dir, max_bytes=settings.max_image_mb << 20,
+                              offline=settings.offline)
+    share_identical(answer for _, answer in answers)
+    return diagnostics
+
+
 # --- Step 2: questions → planned notes (identify, run the code) ------------------------------------
 
 
@@ -325,7 +337,10 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     report = BuildReport()
     lock = Lock.load(settings.lock)  # first: a broken lock file should stop the build early
     corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress,
-                                    meanwhile=_import_later_steps)
+                                    meanwhile=_import_later_steps,
+                                    max_image_bytes=settings.max_image_mb << 20)
+    not_packed = pack_media(corpus, rendered, settings)
+    corpus.diagnostics.extend(not_packed)
     plan = plan_notes(corpus, rendered, lock, settings)
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
@@ -349,7 +364,8 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     if mode == "status":
         return report
     report.packages, report.written = write_outputs(settled, plan, models, settings)
-    _save_previous(settings, input_fingerprint(settings), report)
+    if not not_packed:  # else the next build, even of the same input, tries those downloads again
+        _save_previous(settings, input_fingerprint(settings), report)
     return report
 
 

@@ -107,6 +107,8 @@ def main(ctx: click.Context, project: Path | None) -> None:
 _sources = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 _no_run = click.option("--no-run", is_flag=True, help="Do not run code examples (code notes say skipped).")
 _debug = click.option("--debug", is_flag=True, help="Show a traceback for errors.")
+_offline = click.option("--offline", is_flag=True,
+                        help="Do not download remote images (those cached by earlier builds are still packed).")
 
 
 @main.command()
@@ -119,17 +121,18 @@ _debug = click.option("--debug", is_flag=True, help="Show a traceback for errors
               help="Folder of note-type templates overriding the shipped ones.")
 @click.option("--timeout", type=float, help="Seconds a code example may run (default: 10).")
 @_no_run
+@_offline
 @_debug
 @click.pass_context
 def build(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
           lock: Path | None, templates: Path | None, timeout: float | None, no_run: bool,
-          debug: bool) -> None:
+          offline: bool, debug: bool) -> None:
     """Build one .apkg per section, and one with them all, from SOURCES (default: source/)."""
     from deckgen.build import build as run_build
 
     def action():  # noqa: ANN202
         settings = _settings(ctx, sources, output=output, root=root, lock=lock, templates=templates,
-                             timeout=timeout, run_code=False if no_run else None)
+                             timeout=timeout, run_code=False if no_run else None, offline=True if offline else None)
         _check_output(settings.output)
         progress = _LazyProgress()
         try:
@@ -150,14 +153,16 @@ def build(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, ro
 @_sources
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @_no_run
+@_offline
 @_debug
 @click.pass_context
-def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: bool, debug: bool) -> None:
+def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: bool,
+          offline: bool, debug: bool) -> None:
     """Report every problem in SOURCES as file:line: level: message, writing nothing."""
     from deckgen.build import build as run_build
 
     def action():  # noqa: ANN202
-        settings = _settings(ctx, sources, run_code=False if no_run else None)
+        settings = _settings(ctx, sources, run_code=False if no_run else None, offline=True if offline else None)
         return run_build(settings, write=False)
 
     report = _run(debug, action)

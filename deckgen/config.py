@@ -27,6 +27,8 @@ class Settings:
     run_code: bool = True
     timeout: float = 10.0  # seconds a code example may run
     memory_mb: int = 512  # address-space limit of a code example
+    offline: bool = False  # never download remote images (those already cached are still packed)
+    max_image_mb: int = 20  # an image above this size is refused, never read
 
     @property
     def cache_dir(self) -> Path:
@@ -41,6 +43,8 @@ _TYPES: dict[str, type] = {
     "run_code": bool,
     "timeout": (int, float),  # type: ignore[dict-item]
     "memory_mb": int,
+    "offline": bool,
+    "max_image_mb": int,
 }
 
 
@@ -91,4 +95,6 @@ def _apply(settings: Settings, table: dict[str, Any], *, base: Path, origin: str
             changes[name] = value
     if "root" in changes and not changes["root"].strip():
         raise ConfigError(f"{origin}: 'root' must not be empty")
+    if "max_image_mb" in changes and changes["max_image_mb"] < 1:
+        raise ConfigError(f"{origin}: 'max_image_mb' must be at least 1")
     return replace(settings, **changes)

@@ -19,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from deckgen import check, code_fingerprint, parse
+from deckgen.media import DEFAULT_MAX_IMAGE_MB
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
 from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
 
@@ -69,6 +70,7 @@ def load_sources(
     cache_dir: Path | None,
     progress: Progress | None = None,
     meanwhile: Callable[[], object] | None = None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_MB << 20,
 ) -> tuple[Corpus, list[RenderedQuestion]]:
     """The corpus of `sources` and, in the same order as its questions, their rendered HTML.
 
@@ -76,13 +78,13 @@ def load_sources(
     """
     pairs, diagnostics = parse.discover(sources)
     allowed_roots = image_roots(sources)
-    cache = _FileCache(cache_dir, allowed_roots)
+    cache = _FileCache(cache_dir, allowed_roots, max_image_bytes)
     keys = [cache.key(root, path) for root, path in pairs]
     loaded: list[LoadedFile | None] = [cache.get(k) for k in keys]
     todo = [i for i, item in enumerate(loaded) if item is None]
     done = len(pairs) - len(todo)
     jobs = [(*pairs[i], keys[i]) for i in todo]
-    for index, item in zip(todo, _load_many(jobs, cache, allowed_roots, meanwhile)):
+    for index, item in zip(todo, _load_many(jobs, cache, allowed_roots, max_image_bytes, meanwhile)):
         loaded[index] = item
         done += 1
         if progress:
@@ -121,11 +123,11 @@ _Job = tuple[Path, Path, "str | None"]  # (root, file, cache key)
 
 
 def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, ...],  # noqa: ANN202
-               meanwhile: Callable[[], object] | None):
+               max_image_bytes: int, meanwhile: Callable[[], object] | None):
     """LoadedFile of each job, in order, each remembered in the cache by whoever made it."""
     size = sum(_size(path) for _, path, _ in jobs)
     if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or sys.platform != "linux":
-        renderer = Renderer(allowed_roots)
+        renderer = Renderer(allowed_roots, max_image_bytes)
         for job in jobs:
             yield _load_and_remember(job, renderer, cache)
         return
@@ -135,7 +137,7 @@ def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, .
         lexer_for(language)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
-                             initargs=(allowed_roots, cache)) as pool:
+                             initargs=(allowed_roots, max_image_bytes, cache)) as pool:
         # largest files first, one at a time: both workers stay busy to the end
         order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][1]))
         futures = {i: pool.submit(_work, jobs[i]) for i in order}
@@ -155,13 +157,13 @@ def _load_and_remember(job: _Job, renderer: Renderer, cache: _FileCache) -> Load
 _worker: tuple[Renderer, _FileCache] | None = None
 
 
-def _start_worker(allowed_roots: tuple[Path, ...], cache: _FileCache) -> None:
+def _start_worker(allowed_roots: tuple[Path, ...], max_image_bytes: int, cache: _FileCache) -> None:
     global _worker
     # A worker lives for one build and its rendering makes no garbage cycles worth collecting
     # (measured: the same peak memory at 4× the knowledge base): spare it the collector.
     gc.freeze()
     gc.disable()
-    _worker = (Renderer(allowed_roots), cache)
+    _worker = (Renderer(allowed_roots, max_image_bytes), cache)
 
 
 def _work(job: _Job) -> LoadedFile:
@@ -179,9 +181,10 @@ def _size(path: Path) -> int:
 class _FileCache:
     """LoadedFile results on disk, keyed by everything that goes into them."""
 
-    def __init__(self, folder: Path | None, allowed_roots: tuple[Path, ...]) -> None:
+    def __init__(self, folder: Path | None, allowed_roots: tuple[Path, ...],
+                 max_image_bytes: int = DEFAULT_MAX_IMAGE_MB << 20) -> None:
         self.folder = folder / "files" if folder else None
-        self.salt = repr((_CACHE_VERSION, code_fingerprint(), sys.version, allowed_roots, [
+        self.salt = repr((_CACHE_VERSION, code_fingerprint(), sys.version, allowed_roots, max_image_bytes, [
             version(p) for p in ("markdown-it-py", "mdit-py-plugins", "pygments", "nh3")]))
         self._folder_stats: dict[Path, str] = {}
 

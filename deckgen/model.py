@@ -37,6 +37,14 @@ class MediaFile:
     name: str  # its collision-safe name inside the package, as the card's `src` says
 
 
+@dataclass(frozen=True)
+class RemoteImage:
+    """An http(s) image an answer shows: packed by the build once downloaded."""
+
+    url: str  # exactly as the card's `src` says it
+    line: int  # 1-based line in the source file
+
+
 @dataclass
 class CodeBlock:
     """A fenced code block in an answer: the material of a runnable-code note."""

@@ -10,6 +10,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -170,7 +171,7 @@ def _write_zip(zip_path: Path, collection: bytes, media: Sequence[MediaFile]) ->
         names = {str(i): m.name for i, m in enumerate(media)}
         _add(archive, "media", json.dumps(names, ensure_ascii=False).encode("utf-8"))
         for index, item in enumerate(media):
-            _add(archive, str(index), item.source.read_bytes(), compress=not _is_compressed(item.name))
+            _add_file(archive, str(index), item.source, compress=not _is_compressed(item.name))
 
 
 # Images in these formats are compressed already: deflating them again costs time and gains nothing.
@@ -186,6 +187,19 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, compress: bool = True
     info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     archive.writestr(info, data, compresslevel=1 if compress else None)
+
+
+def _add_file(archive: zipfile.ZipFile, name: str, source: Path, compress: bool) -> None:
+    """A file copied into the archive in chunks: an image is never held in memory whole."""
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    if compress:
+        info._compresslevel = 1  # type: ignore[attr-defined]  # what writestr's compresslevel sets
+    with open(source, "rb") as data:
+        size = os.fstat(data.fileno()).st_size
+        with archive.open(info, "w", force_zip64=size > 2**31) as entry:
+            shutil.copyfileobj(data, entry, 1 << 20)
 
 
 class PreviousPackage:

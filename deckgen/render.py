@@ -12,11 +12,9 @@ Classes the card CSS can style: `pre.highlight` (code, `data-lang` names the lan
 from __future__ import annotations
 
 import functools
-import hashlib
 import html
 import re
 import secrets
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_core import StateCore
+from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -34,7 +33,8 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from deckgen.markdown import fence_language, make_markdown
-from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question
+from deckgen.media import DEFAULT_MAX_IMAGE_MB, MediaRefused, local_image
+from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question, RemoteImage
 from deckgen.sanitize import clean, removals, url_problem
 
 LIGHT_STYLE = "default"
@@ -70,7 +70,14 @@ _IMG_TAG = re.compile(r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
 _ATTRIBUTE = r"""(?:^|\s){name}\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+)"""
 _SRC = re.compile(_ATTRIBUTE.format(name="src"), re.IGNORECASE)
 _ALT = re.compile(_ATTRIBUTE.format(name="alt"), re.IGNORECASE)
-_UNSAFE_NAME_CHARS = re.compile(r"[^\w.\-]+")
+# `![alt](imgs/a b.png)`: a destination with spaces, which CommonMark reads as text but GitHub
+# and the editors the sources are written in show as an image (an optional "title" last).
+# Bounded, so a long line of `![a](…` without an end stays linear.
+_SPACED_IMAGE = re.compile(
+    r"""!\[([^\]\n]{0,1000})\]\([ \t]*([^()<>"'\n]{0,1000}?[^()<>"'\s])"""
+    r"""(?:[ \t]+("[^"\n]{0,1000}"|'[^'\n]{0,1000}'))?[ \t]*\)"""
+)
+_REFUSED = "\0"  # starts what _media_name gives for an image it refuses (no file name can)
 _ENV_KEY = "deckgen"
 _PLACEHOLDER = re.compile("\ue000([0-9a-f]+):([0-9]+)\ue001")
 
@@ -85,9 +92,10 @@ __all__ = ["MediaFile", "Rendered", "Renderer", "code_css"]
 class Rendered:
     html: str
     media: list[MediaFile]  # named "<stem>-<sha256[:10]><ext>": one entry per content
-    remote_images: int
+    remote_images: int  # remote images not packed: the card loads them from the web
     diagnostics: list[Diagnostic]
     math: int = 0  # math spans and blocks rendered
+    remote: list[RemoteImage] = field(default_factory=list)  # for the build to download and pack
 
 
 @dataclass
@@ -102,6 +110,7 @@ class _Job:
     unpacked_image: str = ""  # with pack_media off, the warning a local image gets (none if "")
     media: dict[str, MediaFile] = field(default_factory=dict)
     remote_images: int = 0
+    remote: list[RemoteImage] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     math: int = 0
     code: list[str] = field(default_factory=list)  # highlighted blocks, set aside from sanitizing
@@ -117,9 +126,11 @@ def _job(env: Env) -> _Job:
 class Renderer:
     """Renders Markdown of one build; reuses one parser, lexers and media hashes throughout."""
 
-    def __init__(self, allowed_roots: Sequence[Path] = ()) -> None:
+    def __init__(self, allowed_roots: Sequence[Path] = (),
+                 max_image_bytes: int = DEFAULT_MAX_IMAGE_MB << 20) -> None:
         # Images may come only from these folders; with none given, from the rendered file's own.
         self._roots = tuple(Path(root).resolve() for root in allowed_roots)
+        self._max_image_bytes = max_image_bytes
         self._formatter = HtmlFormatter(nowrap=True)
         self._code_cache: dict[tuple[str, str], str] = {}
         self._media_names: dict[Path, str] = {}
@@ -178,6 +189,7 @@ class Renderer:
             remote_images=job.remote_images,
             diagnostics=job.diagnostics,
             math=job.math,
+            remote=job.remote,
         )
 
     def code(self, code: str, language: str) -> str:
@@ -207,6 +219,7 @@ class Renderer:
         }
         for name, method in rules.items():
             md.add_render_rule(name, _as_rule(method))
+        md.inline.ruler.after("image", "image_spaced", _spaced_image)
         return md
 
     def _new_job(self, path: Path, first_line: int, base_dir: Path | None) -> _Job:
@@ -353,8 +366,11 @@ class Renderer:
             return None
         scheme = parts.scheme.lower()
         if scheme in ("http", "https") or (not scheme and parts.netloc):
+            url = src if scheme else f"https:{src}"
             job.remote_images += 1
-            return src if scheme else f"https:{src}"
+            if job.pack_media:
+                job.remote.append(RemoteImage(url, job.first_line + line))
+            return url
         if len(scheme) > 1:
             job.warn(line, f"image refused: {scheme}: URL")
             return None
@@ -385,15 +401,19 @@ class Renderer:
             job.warn(line, f"image not found: {_shorten(relative)}")
             return None
         name = self._media_name(file)
+        if name.startswith(_REFUSED):
+            job.warn(line, f"image refused: {_shorten(relative)}: {name.removeprefix(_REFUSED)}")
+            return None
         job.media.setdefault(name, MediaFile(file, name))
         return name
 
     def _media_name(self, file: Path) -> str:
+        """The packed name of a local image, or _REFUSED and why; each file is read once."""
         if file not in self._media_names:
-            digest = hashlib.sha256(file.read_bytes()).hexdigest()[:10]
-            stem = _UNSAFE_NAME_CHARS.sub("_", unicodedata.normalize("NFC", file.stem))
-            stem = stem.strip("._")[:60] or "image"
-            self._media_names[file] = f"{stem}-{digest}{file.suffix.lower()}"
+            try:
+                self._media_names[file] = local_image(file, self._max_image_bytes)
+            except MediaRefused as refused:
+                self._media_names[file] = f"{_REFUSED}{refused}"
         return self._media_names[file]
 
 
@@ -428,6 +448,26 @@ def _as_rule(method: Any) -> Any:
         return method(renderer, tokens, idx, options, env)
 
     return rule
+
+
+def _spaced_image(state: StateInline, silent: bool) -> bool:
+    """`![alt](imgs/a b.png)`, which the image rule (tried first) refused for its spaces."""
+    if not state.src.startswith("![", state.pos):
+        return False
+    match = _SPACED_IMAGE.match(state.src, state.pos)
+    if match is None or not re.search(r"\s", match.group(2)):
+        return False
+    if not silent:
+        label, destination, title = match.groups()
+        token = state.push("image", "img", 0)
+        token.attrs = {"src": state.md.normalizeLink(destination), "alt": ""}
+        token.children = []
+        token.content = label
+        state.md.inline.parse(label, state.md, state.env, token.children)
+        if title:
+            token.attrSet("title", title[1:-1])
+    state.pos = match.end()
+    return True
 
 
 def _table_open(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:

@@ -6,7 +6,7 @@
     python scripts/benchmark.py --scales --corpus path/to/Interview-for-Algorithm-Engineer
     python scripts/benchmark.py --scales --rename 10000  # a rebuild after every title changed
 
-Each build runs as its own process (`python -m deckgen build … --no-run`), so wall time includes
+Each build runs as its own process (`python -m deckgen build … --no-run --offline`), so wall time includes
 start-up and imports, as a user sees it, and peak memory is that process's maximum resident size.
 "Cold" is a first build into an empty output folder (and an empty cache); "unchanged" is a rebuild
 with nothing changed. Each figure is the median of --repeat builds.
@@ -116,7 +116,7 @@ def corpus_size(folder: Path) -> tuple[int, int]:
 def run_build(source: Path, work: Path) -> tuple[float, float, str]:
     """(wall seconds, peak MB, output) of one `deckgen build` process."""
     command = [sys.executable, "-m", "deckgen", "build", str(source), "-o", str(work / "build"),
-               "--lock", str(work / "deckgen.lock"), "--no-run"]
+               "--lock", str(work / "deckgen.lock"), "--no-run", "--offline"]  # builds, not downloads
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work)

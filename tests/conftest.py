@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,6 +13,24 @@ from deckgen.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+# The knowledge base beside the repository (DECKGEN_SHARED names another ../shared).
+SHARED_KB = Path(os.environ.get("DECKGEN_SHARED", REPO.parent / "shared")) / "kb"
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@pytest.fixture(autouse=True)
+def no_network_but_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the internet: a name other than the loopback's does not resolve, as on
+    a machine without a network (remote images in fixtures fail fast instead of downloading)."""
+    real = socket.getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOOPBACK:
+            raise socket.gaierror(socket.EAI_NONAME, "tests reach no network but the loopback")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
 
 # A 1×1 PNG: the smallest real image a card can show.
 PNG = base64.b64decode(

@@ -311,7 +311,8 @@ def _kb(root: Path, text: str = KB_FILE) -> Path:
 
 
 def _kb_settings(tmp_path: Path, source: Path) -> Settings:
-    return Settings(sources=(source,), output=tmp_path / "out", lock=tmp_path / "kb.lock", run_code=False)
+    return Settings(sources=(source,), output=tmp_path / "out", lock=tmp_path / "kb.lock", run_code=False,
+                    offline=True)
 
 
 def test_knowledge_base_files_become_subdecks_with_tags_and_media(tmp_path):  # noqa: ANN001
