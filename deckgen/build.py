@@ -110,7 +110,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         title = html_of.title
         deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
-        crumb = html.escape(" › ".join(question.deck))
+        crumb = html.escape(" › ".join((*question.deck, *question.context)))
         source = html.escape(source_label(question, settings.sources))
         tags = note_tags(question)
         plan.notes.append(PlannedNote(

@@ -359,7 +359,10 @@ def _parser() -> _Parser:
             if rule(state, False):
                 record.math.append((start, state.tokens[-1]))
                 return True
-        record.raw.append(start)
+        # In a link's text `\]` is how a `]` is written (`[[2305.02567\] LayoutDM](…)`): an
+        # escape the card shows as `]`, no math delimiter.
+        if ch != "\\" or not state.linkLevel:
+            record.raw.append(start)
         return False
 
     md.inline.ruler.before("text", "deckgen_check_trace", trace)

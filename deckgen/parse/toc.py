@@ -7,12 +7,12 @@ from urllib.parse import unquote
 from deckgen.ids import QUESTION_MARKER, normalize_key
 from deckgen.model import Question, TocEntry
 from deckgen.parse.structure import Doc, Heading
+from deckgen.parse.text import without_asked
 
 ARTICLE = "article"
 KNOWLEDGE_BASE = "knowledge-base"
 
 _ORDERED_MARKER = re.compile(r"\d{1,9}[.)]")
-_NUMBERED = re.compile(r"^\s*\d+\s*(?:[.．、)）:：]|\s)")
 
 
 def parse_toc(doc: Doc) -> list[TocEntry]:
@@ -29,7 +29,8 @@ def parse_toc(doc: Doc) -> list[TocEntry]:
 
 
 def _toc_link(line: str) -> tuple[str, str] | None:
-    """(title, anchor) of a `- [1.title](#anchor)` line; the anchor may hold parentheses."""
+    """(title, anchor) of a `- [1.title](#anchor)` line; the anchor may hold parentheses (and
+    brackets: the title runs to the first `](`)."""
     text = line.strip()
     if text[:1] in ("-", "*", "+"):
         text = text[1:].lstrip()
@@ -39,13 +40,14 @@ def _toc_link(line: str) -> tuple[str, str] | None:
             text = text[number.end() :].lstrip()
     if not (text.startswith("[") and text.endswith(")")):
         return None
-    middle = text.find("](#")
+    middle = text.find("](")
     if middle < 0:
         return None
-    return text[1:middle].strip(), text[middle + 3 : -1].strip()
+    # `](3.标题)` without the `#`: a link GitHub leaves broken, but the author meant an entry
+    return text[1:middle].strip(), text[middle + 2 : -1].strip().removeprefix("#")
 
 
-def detect_layout(doc: Doc, toc: list[TocEntry]) -> str:
+def detect_layout(doc: Doc) -> str:
     # Counted, not just seen: an article may give a section a raw `<h1 id>`, and a knowledge-base
     # answer may have a `### 【一】` heading of its own.
     marked = sum(1 for h in doc.headings if QUESTION_MARKER.match(h.text))
@@ -56,14 +58,8 @@ def detect_layout(doc: Doc, toc: list[TocEntry]) -> str:
         return KNOWLEDGE_BASE
     if marked:
         return ARTICLE
-    toc_keys = {k for entry in toc for k in entry_keys(entry)}
-    if toc_keys and any(is_numbered(h.text) and heading_keys(h) & toc_keys for h in doc.headings):
-        return KNOWLEDGE_BASE
-    return ARTICLE
-
-
-def is_numbered(text: str) -> bool:
-    return bool(_NUMBERED.match(text))
+    # no 【一】 question: the knowledge base's readings (numbered headings, `问题N`, the TOC) apply
+    return KNOWLEDGE_BASE
 
 
 def loose(key: str) -> str:
@@ -78,12 +74,16 @@ def _anchor_keys(anchor: str) -> set[str]:
     return {loose(normalize_key(anchor, is_id=True)), loose(normalize_key(anchor))}
 
 
+def _title_keys(text: str) -> set[str]:
+    return {loose(normalize_key(text)), loose(normalize_key(without_asked(text)))}
+
+
 def entry_keys(entry: TocEntry) -> set[str]:
-    return ({loose(normalize_key(entry.title))} | _anchor_keys(entry.anchor)) - {""}
+    return (_title_keys(entry.title) | _anchor_keys(entry.anchor)) - {""}
 
 
 def heading_keys(heading: Heading) -> set[str]:
-    keys = {loose(normalize_key(heading.text))}
+    keys = _title_keys(heading.text)
     for name in (heading.html_id, heading.pinned_id):
         if name:
             keys |= _anchor_keys(name)
@@ -91,7 +91,7 @@ def heading_keys(heading: Heading) -> set[str]:
 
 
 def question_keys(question: Question) -> set[str]:
-    keys = {loose(question.key), loose(normalize_key(question.title))}
+    keys = {loose(question.key)} | _title_keys(question.title)
     if question.explicit_id:
         keys |= _anchor_keys(question.explicit_id)
     return keys - {""}
