@@ -78,7 +78,8 @@ def knowledge_base_questions(doc: Doc, toc: list[TocEntry], root: Path) -> KbFil
         if nxt is not None and roles[nxt] in (QUESTION, GROUP):
             stop, grouping = _trailing_headings(doc, heading.body_start, stop, plain_by_end)
         if roles[k] == GROUP:
-            groups.enter(heading, parent=k + 1 < len(headings) and headings[k + 1].level > heading.level)
+            below = k + 1 < len(headings) and headings[k + 1].level > heading.level
+            groups.enter(heading, parent=below)
         elif roles[k] == EMPTY:
             doc.diag(heading.line, WARNING, "nothing under this heading: no card")
         elif roles[k] == QUESTION:
@@ -113,6 +114,7 @@ def classify(doc: Doc, toc: list[TocEntry]) -> list[str]:
     """The role of each heading of a knowledge-base file (see the module's docstring)."""
     headings = doc.headings
     looks = _looks(doc, toc)
+    nesting = _nesting_keys(doc, toc)
     roles = [OTHER] * len(headings)
     current: int | None = None  # the question whose answer we are in
     numbered_parts: set[int] = set()  # numbers of its parts so far (`### 1.`, `### 2.` …)
@@ -150,7 +152,7 @@ def classify(doc: Doc, toc: list[TocEntry]) -> list[str]:
                 roles[k], current = GROUP, None  # a Markdown chapter heading over raw questions
             elif look.number is None and not look.strong and child.level == heading.level:
                 roles[k], current = GROUP, None
-            elif look.strong and _toc_nests(doc, toc, heading):
+            elif look.strong and heading_keys(heading) & nesting:
                 roles[k], current = GROUP, None
             else:
                 roles[k], current = EMPTY, None
@@ -177,13 +179,13 @@ def _next_question(heading: Heading, look: _Look, current: Heading, current_look
             and look.number - 1 not in numbered_parts)
 
 
-def _toc_nests(doc: Doc, toc: list[TocEntry], heading: Heading) -> bool:
-    """Whether the table of contents lists entries under this heading's entry (indented)."""
-    keys = heading_keys(heading)
-    for n, entry in enumerate(toc[:-1]):
-        if entry_keys(entry) & keys:
-            return _indent(doc.lines[toc[n + 1].line - 1]) > _indent(doc.lines[entry.line - 1])
-    return False
+def _nesting_keys(doc: Doc, toc: list[TocEntry]) -> set[str]:
+    """Keys of the TOC entries that list entries under them (the next entry is indented more)."""
+    keys: set[str] = set()
+    for entry, following in zip(toc, toc[1:]):
+        if _indent(doc.lines[following.line - 1]) > _indent(doc.lines[entry.line - 1]):
+            keys |= entry_keys(entry)
+    return keys
 
 
 def _indent(line: str) -> int:
