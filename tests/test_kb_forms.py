@@ -95,9 +95,10 @@ def test_malformed_heading_tags_read_as_meant_with_a_warning_at_their_line() -> 
         ("定义", "分配存储。"),
         ("声明和定义的区别是什么？", "声明不分配存储。"),
         ('＃include<file.h>与＃include"file.h"的区别？', "查找路径不同。"),
+        ("什么是内联函数？", "在调用处展开的函数。"),  # closed by </h3>
     ]
     assert [(line, level) for line, level, _ in problems] == [
-        (line_of(path, "<h2 id=\"2."), WARNING), (line_of(path, "<h2 id=\"3."), WARNING),
+        (line_of(path, f'<h2 id="{n}.'), WARNING) for n in (2, 3, 4)
     ]
     assert all(message.startswith("malformed heading tag") for *_, message in problems)
 

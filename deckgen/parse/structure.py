@@ -26,6 +26,7 @@ _RAW_CANDIDATE = re.compile(r"^[ \t]*<h[1-6][\s>]", re.IGNORECASE | re.MULTILINE
 _RAW_OPEN = re.compile(r"[ \t]*<h([1-6])(\s[^>]*)?>", re.IGNORECASE)
 _ID_ATTR = re.compile(r"""\bid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _RAW_CLOSE = {n: re.compile(rf"</h{n}\s*>", re.IGNORECASE) for n in "123456"}
+_ANY_CLOSE = re.compile(r"</h[1-6]\s*>", re.IGNORECASE)
 _RAW_CLOSE_LOOKAHEAD = 5  # lines; a heading split over more lines is not a heading we know
 # An opening tag whose id attribute a strict reading cannot take: a quote missing, or a `>` or
 # a quote inside the quoted value (`<h2 id="8.定义？>8.定义？</h2>`, `id="#include"a.h"">`).
@@ -130,8 +131,8 @@ def read_structure(path: Path, text: str) -> Doc:
         if span is None:
             kept.append(raw)
             if raw.malformed:
-                message = (f"malformed heading tag (a quote missing or out of place): "
-                           f"read as the question '{raw.inner}'")
+                message = (f"malformed heading tag (a quote missing or out of place, or a "
+                           f"closing tag of another level): read as '{raw.inner}'")
                 diagnostics.append(Diagnostic(path, raw.line + 1, WARNING, message))
             continue
         work[raw.line : raw.end] = lines[raw.line : raw.end]
@@ -186,6 +187,8 @@ def _find_raw_headings(text: str, lines: list[str]) -> list[_RawHeading]:
         first_rest = rest
         parts = []
         closing = close.search(rest)
+        if closing is None and (other := _ANY_CLOSE.search(rest)):
+            closing, malformed = other, True  # `<h2 id="…">…</h3>`: the line closes it anyway
         j = i
         # a heading may wrap before its closing tag, within the paragraph it starts
         while closing is None and j + 1 < len(lines) and j - i < _RAW_CLOSE_LOOKAHEAD:

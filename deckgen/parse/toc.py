@@ -1,6 +1,7 @@
 """The table of contents of a file, the keys that match its entries to headings, and the layout."""
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import unquote
 
@@ -67,22 +68,24 @@ def loose(key: str) -> str:
     return re.sub(r"[\W_]+", "", key)
 
 
-def _anchor_keys(anchor: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # each title is keyed for the TOC, roles and coverage
+def _anchor_keys(anchor: str) -> frozenset[str]:
     anchor = unquote(anchor).strip()
     if anchor.lower().startswith("user-content-"):
         anchor = anchor[len("user-content-") :]
-    return {loose(normalize_key(anchor, is_id=True)), loose(normalize_key(anchor))}
+    return frozenset({loose(normalize_key(anchor, is_id=True)), loose(normalize_key(anchor))})
 
 
-def _title_keys(text: str) -> set[str]:
-    return {loose(normalize_key(text)), loose(normalize_key(without_asked(text)))}
+@functools.lru_cache(maxsize=8192)
+def _title_keys(text: str) -> frozenset[str]:
+    return frozenset({loose(normalize_key(text)), loose(normalize_key(without_asked(text)))})
 
 
-def entry_keys(entry: TocEntry) -> set[str]:
+def entry_keys(entry: TocEntry) -> frozenset[str]:
     return (_title_keys(entry.title) | _anchor_keys(entry.anchor)) - {""}
 
 
-def heading_keys(heading: Heading) -> set[str]:
+def heading_keys(heading: Heading) -> frozenset[str]:
     keys = _title_keys(heading.text)
     for name in (heading.html_id, heading.pinned_id):
         if name:
