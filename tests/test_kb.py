@@ -45,12 +45,15 @@ def test_no_file_is_silent(kb: tuple) -> None:
     assert result.silent_files == []
 
 
-def test_raw_stars_only_where_the_source_leaves_them_unclosed(kb: tuple) -> None:
+def test_raw_stars_only_where_the_source_leaves_them_unclosed_each_warned(kb: tuple) -> None:
     corpus, _, result = kb
     by_place = {(Path(q.path), q.line): q for q in corpus.questions}
-    for place in result.raw_marks["**"]:
-        answer = by_place[place].answer
-        assert any(line.count("**") % 2 for line in answer.split("\n")), place
+    warned = [(Path(d.path), d.line) for d in corpus.diagnostics if "unclosed `**`" in d.message]
+    for path, line in result.raw_marks["**"]:
+        question = by_place[(path, line)]
+        assert any(text.count("**") % 2 for text in question.answer.split("\n")), (path, line)
+        end = question.answer_line + question.answer.count("\n")
+        assert any(p == path and question.line <= n <= end for p, n in warned), (path, line)
 
 
 def test_warnings_do_not_mislead(kb: tuple) -> None:

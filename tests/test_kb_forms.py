@@ -151,3 +151,11 @@ def test_an_escaped_bracket_in_link_text_is_no_unbalanced_math() -> None:
     assert [(d.line, d.message) for d in lint_text(Path("a.md"), text)] == [
         (3, "unbalanced `\\]`: no `\\[` opens it"),
     ]
+
+
+def test_a_lone_double_star_is_warned_at_its_line() -> None:
+    text = "### **3. `requires_grad=True`\n\n正文 **粗体**：好，2**10 与 `a**b`\n\n另一段 ** 粗体 ** 好\n"
+    assert [(d.line, d.message) for d in lint_text(Path("a.md"), text)] == [
+        (1, "unclosed `**` in `**3.`: shows as two stars"),
+        (5, "unclosed `**` in `另一段 ** 粗体 ** 好`: shows as two stars"),
+    ]
