@@ -136,7 +136,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         title = html_of.title
         deck = deck_name(settings.root, question.deck)
         # Every field is HTML a card shows: text from headings and file names is escaped.
-        crumb = html.escape(" › ".join(question.deck))
+        crumb = html.escape(" › ".join((*question.deck, *question.context)))
         where = source_label(question, settings.sources)
         source = html.escape(where)
         tags = note_tags(question)

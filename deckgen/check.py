@@ -112,12 +112,31 @@ class _Linter:
                 self._check_math(token, token.map[0] + 1)
             elif token.type == "inline" and token.map:
                 self._check_inline(parser, token.content, token.map[0] + 1)
+                self._check_stars(parser, token.content, token.map[0] + 1)
         starts = [span[0] for span in verbatim]
         for line, title in titles:
             k = bisect.bisect_right(starts, line - 1) - 1
             if k < 0 or verbatim[k][1] < line:  # a heading line inside code is code
                 self._check_inline(parser, title, line)
+                self._check_stars(parser, title, line)
         return self.found
+
+    def _check_stars(self, parser: _Parser, src: str, first_line: int) -> None:
+        """A `**` that opens or closes nothing shows on the card as two stars (`### **3. x`)."""
+        # Only where a `**` may be left over: an odd number of them, or one beside a space
+        # (`** 粗体 **` opens nothing); balanced pairs are the thousands of bold phrases.
+        if "**" not in src or (src.count("**") % 2 == 0 and not _SPACED_STARS.search(src)):
+            return
+        tokens: list[Token] = []
+        parser.md.inline.parse(src, parser.md, {}, tokens)  # no trace: math is checked apart
+        for token in tokens:
+            found = _LONE_STARS.search(token.content) if token.type == "text" else None
+            if found:
+                offset = max(src.find(token.content), 0) + found.start()
+                line = first_line + src.count("\n", 0, offset)
+                context = _snippet(token.content[max(0, found.start() - 12) :][:40])
+                self._report(line, WARNING, f"unclosed `**` in `{context}`: shows as two stars")
+                return
 
     def _report(self, line: int, level: str, message: str) -> None:
         self.found.append(Diagnostic(self.path, line, level, message))
@@ -300,6 +319,9 @@ _SCANNABLE_RULES = frozenset(
      "backticks", "emphasis", "link", "image", "autolink", "html_inline", "entity"}
 )
 _NEEDS_TOKENIZER = re.compile(r"[`<\[]")
+# `**` left in text, but not a power between operands (`2**10`, `x**2`) meant as two stars
+_SPACED_STARS = re.compile(r"\*\*\s|\s\*\*")
+_LONE_STARS = re.compile(r"(?<![A-Za-z0-9)\]])\*\*|\*\*(?![A-Za-z0-9(])")
 _MATH_OR_ESCAPE = re.compile(r"[$\\]")
 _ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\n")
 
@@ -359,7 +381,10 @@ def _parser() -> _Parser:
             if rule(state, False):
                 record.math.append((start, state.tokens[-1]))
                 return True
-        record.raw.append(start)
+        # In a link's text `\]` is how a `]` is written (`[[2305.02567\] LayoutDM](…)`): an
+        # escape the card shows as `]`, no math delimiter.
+        if ch != "\\" or not state.linkLevel:
+            record.raw.append(start)
         return False
 
     md.inline.ruler.before("text", "deckgen_check_trace", trace)

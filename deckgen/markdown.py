@@ -4,12 +4,16 @@ Settings measured on the whole knowledge base: ../shared/docs/markdown-facts.md.
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import isWhiteSpace
 from markdown_it.ruler import Ruler
 from markdown_it.rules_block import StateBlock
 from markdown_it.rules_inline import StateInline
+from markdown_it.rules_inline.state_inline import Scanned
+from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.texmath import texmath_plugin
@@ -35,6 +39,7 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     # recursion limit; deeper input is reported by `check` as an error.
     md.options["maxNesting"] = 100
     md.enable("table")
+    _cjk_friendly_emphasis(md)
     md.use(front_matter_plugin)
     md.use(
         dollarmath_plugin,
@@ -171,3 +176,69 @@ def _bracket_display_inline(state: StateInline, silent: bool) -> bool:
         token.markup = "\\["
     state.pos = end + 2
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# CJK-friendly emphasis
+
+
+def _cjk_friendly_emphasis(md: MarkdownIt) -> None:
+    """Emphasis as the CJK-friendly amendment to CommonMark reads it (the `markdown-it-cjk-friendly`
+    plugin of markdown-it): `**LoRA+**：…` is bold.
+
+    CommonMark's flanking rules treat Chinese punctuation like ASCII punctuation, and Chinese
+    puts no space around it, so a `**` between punctuation inside and a letter or ideograph
+    outside opens or closes nothing and shows as two stars. The amendment lets a `*` run next
+    to a CJK character (either side) flank as if a space stood there; everything else stays
+    CommonMark. markdown-it-py makes its StateInline itself, so the inline parse is replaced
+    by one that makes ours.
+    """
+    inline = md.inline
+
+    def parse(src: str, md: MarkdownIt, env: dict, tokens: list[Token]) -> list[Token]:
+        state = _CjkFriendlyState(src, md, env, tokens)
+        inline.tokenize(state)
+        for rule in inline.ruler2.getRules(""):
+            rule(state)
+        return state.tokens
+
+    inline.parse = parse  # type: ignore[method-assign]
+
+
+class _CjkFriendlyState(StateInline):
+    def scanDelims(self, start: int, canSplitWord: bool) -> Scanned:  # noqa: N802, N803
+        scanned = super().scanDelims(start, canSplitWord)
+        if not canSplitWord:  # `_` stays CommonMark, as in the amendment
+            return scanned
+        last = self.src[start - 1] if start > 0 else " "
+        if start > 1 and _is_general_variation_selector(last):
+            if unicodedata.category(self.src[start - 2]) != "Zs":
+                last = self.src[start - 2]  # the selector decorates the character before it
+        end = start + scanned.length
+        after = self.src[end] if end < self.posMax else " "
+        if isWhiteSpace(ord(last)) or isWhiteSpace(ord(after)):
+            return scanned  # next to a space CommonMark already decides well
+        if _is_cjk(last) or _is_cjk(after):
+            # a CJK neighbour stands for the space CommonMark asks for: the run may open and close
+            return Scanned(True, True, scanned.length)
+        return scanned
+
+
+def _is_general_variation_selector(char: str) -> bool:
+    return "\ufe00" <= char <= "\ufe0e"
+
+
+def _is_cjk(char: str) -> bool:
+    """Wide or full-width characters (ideographs, kana, CJK punctuation) but not emoji, and
+    Hangul, as the amendment defines them by East Asian Width."""
+    code = ord(char)
+    if code < 0x1100:
+        return False
+    width = unicodedata.east_asian_width(char)
+    if width in ("F", "H"):
+        return True
+    if width == "W":
+        return not (0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF)  # emoji blocks
+    if width == "N":
+        return "HANGUL" in unicodedata.name(char, "")
+    return False

@@ -72,6 +72,8 @@ class Question:
     explicit_id: str | None = None  # from <hN id="…"> or <!-- deckgen-id: … -->
     pinned: bool = False  # the id came from a <!-- deckgen-id: … --> marker: never rename-matched
     code_blocks: list[CodeBlock] = field(default_factory=list)
+    # the headings that group it, outermost first (a chapter, a company's set): its crumb
+    context: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

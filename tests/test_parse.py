@@ -441,7 +441,7 @@ def test_parse_file_never_raises_and_keeps_line_mapping(parts: list[str], sep: s
         ("".join("  " * i + "- x\n" for i in range(500)), 0, []),
         ("> " * 1000 + "# x", 0, []),
         ("```\n" * 3, 0, []),
-        ("<h1 id='x'>" * 1000, 0, []),
+        ("<h1 id='x'>" * 1000, 0, ["nothing under this heading: no card"]),
         ('<h1 id="x">1.题</h1>\n答\n' * 1000, 1000, []),
     ],
 )

@@ -28,7 +28,7 @@ from markdown_it.token import Token
 
 from deckgen.model import ERROR, Corpus, Diagnostic, Question, Section, SourceFile
 from deckgen.parse.article import article_questions
-from deckgen.parse.coverage import coverage
+from deckgen.parse.coverage import coverage, silent_file
 from deckgen.parse.files import normalize_text, discover, read_source
 from deckgen.parse.knowledge_base import knowledge_base_questions
 from deckgen.parse.structure import Doc, fence_closed, read_structure
@@ -58,7 +58,8 @@ def load_file(root: Path, path: Path, lint: Linter | None = None) -> ParsedFile:
         message = f"internal error while parsing (please report): {exc!r}"
         return ParsedFile(None, [*diagnostics, Diagnostic(path, 0, ERROR, message)])
     assert parsed.source is not None
-    parsed.diagnostics = diagnostics + parsed.diagnostics + coverage(parsed.source)
+    found = diagnostics + parsed.diagnostics + coverage(parsed.source, parsed.accounted)
+    parsed.diagnostics = silent_file(parsed.source, found) + found
     return parsed
 
 
@@ -97,6 +98,8 @@ class ParsedFile:
     # Per question: its answer's block tokens, lines counted from the answer's first line;
     # None where the file's parse does not give them exactly as the answer alone would.
     answer_tokens: list[list[Token] | None] = field(default_factory=list)
+    # Keys of the headings that are no question but accounted for (parts, groups, empty ones)
+    accounted: set[str] = field(default_factory=set)
 
 
 def parse_file(
@@ -115,20 +118,22 @@ def parse_document(path: Path, text: str, *, root: Path, lint: Linter | None = N
     doc = read_structure(path, text)
     if lint is not None:
         doc.diagnostics.extend(lint(path, text, doc.tokens))
-    source = _source_file(doc, root)
+    source, accounted = _source_file(doc, root)
     doc.diagnostics.sort(key=lambda d: d.line)
-    return ParsedFile(source, doc.diagnostics, _answer_tokens(doc, source.questions))
+    return ParsedFile(source, doc.diagnostics, _answer_tokens(doc, source.questions), accounted)
 
 
-def _source_file(doc: Doc, root: Path) -> SourceFile:
+def _source_file(doc: Doc, root: Path) -> tuple[SourceFile, set[str]]:
     toc = parse_toc(doc)
-    layout = detect_layout(doc, toc)
+    layout = detect_layout(doc)
     source = SourceFile(path=doc.path, layout=layout, toc=toc, front_matter=doc.front_matter)
+    accounted: set[str] = set()
     if layout == KNOWLEDGE_BASE:
-        source.questions = knowledge_base_questions(doc, toc, root)
+        found = knowledge_base_questions(doc, toc, root)
+        source.questions, accounted = found.questions, found.accounted
     else:
         source.questions, source.descriptions = article_questions(doc)
-    return source
+    return source, accounted
 
 
 def _answer_tokens(doc: Doc, questions: Sequence[Question]) -> list[list[Token] | None]:

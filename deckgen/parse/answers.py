@@ -18,20 +18,27 @@ class Answer:
 
 
 def cut_answer(doc: Doc, start: int, stop: int, inner: Sequence[Heading]) -> Answer | None:
-    """Lines [start, stop) without blank lines at either end; None when nothing is left."""
-    while start < stop and not doc.lines[start].strip():
+    """Lines [start, stop) without blank lines at either end; None when nothing is left.
+
+    Raw headings inside the answer (its parts) were blanked for the parse: they come back as
+    one-line Markdown headings, which need no blank line after them (where text glued after
+    the closing tag holds the line, the text is kept instead)."""
+    restored = {
+        h.line: f"{'#' * h.level} {h.text}"
+        for h in inner
+        if h.raw and start <= h.line < stop and not doc.lines[h.line].strip()
+    }
+
+    def line(n: int) -> str:
+        return restored.get(n, doc.lines[n])
+
+    while start < stop and not line(start).strip():
         start += 1
-    while stop > start and not doc.lines[stop - 1].strip():
+    while stop > start and not line(stop - 1).strip():
         stop -= 1
     if start >= stop:
         return None
-    lines = doc.lines[start:stop]
-    # raw headings inside an article answer were blanked for the parse: give them back as
-    # one-line Markdown headings, which need no blank line after them
-    for heading in inner:
-        if heading.raw and start <= heading.line < stop:
-            lines[heading.line - start] = f"{'#' * heading.level} {heading.text}"
-    return Answer("\n".join(lines), start, stop)
+    return Answer("\n".join(line(n) for n in range(start, stop)), start, stop)
 
 
 def make_question(

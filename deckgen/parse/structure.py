@@ -26,7 +26,11 @@ _RAW_CANDIDATE = re.compile(r"^[ \t]*<h[1-6][\s>]", re.IGNORECASE | re.MULTILINE
 _RAW_OPEN = re.compile(r"[ \t]*<h([1-6])(\s[^>]*)?>", re.IGNORECASE)
 _ID_ATTR = re.compile(r"""\bid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _RAW_CLOSE = {n: re.compile(rf"</h{n}\s*>", re.IGNORECASE) for n in "123456"}
+_ANY_CLOSE = re.compile(r"</h[1-6]\s*>", re.IGNORECASE)
 _RAW_CLOSE_LOOKAHEAD = 5  # lines; a heading split over more lines is not a heading we know
+# An opening tag whose id attribute a strict reading cannot take: a quote missing, or a `>` or
+# a quote inside the quoted value (`<h2 id="8.定义？>8.定义？</h2>`, `id="#include"a.h"">`).
+_LOOSE_ID = re.compile(r"""[ \t]*<h([1-6])\s+id\s*=\s*(["'])""", re.IGNORECASE)
 # Patterns are written to run in linear time on any line (no nested or adjacent unbounded
 # repeats that can backtrack into each other): sources can be 10 MB of anything.
 _ID_MARKER = re.compile(r"<!--\s*deckgen-id:")
@@ -71,6 +75,7 @@ class _RawHeading:
     html_id: str
     inner: str
     trailing: str  # text glued after the closing tag on its last line
+    malformed: bool = False  # read as its author meant, not as HTML reads it
 
 
 @dataclass
@@ -125,6 +130,10 @@ def read_structure(path: Path, text: str) -> Doc:
         span = _containing(spans, starts, raw.line, _indent(lines[raw.line]))
         if span is None:
             kept.append(raw)
+            if raw.malformed:
+                message = (f"malformed heading tag (a quote missing or out of place, or a "
+                           f"closing tag of another level): read as '{raw.inner}'")
+                diagnostics.append(Diagnostic(path, raw.line + 1, WARNING, message))
             continue
         work[raw.line : raw.end] = lines[raw.line : raw.end]
         if span.unclosed_fence:
@@ -165,13 +174,21 @@ def _find_raw_headings(text: str, lines: list[str]) -> list[_RawHeading]:
         opening = _RAW_OPEN.match(line)
         id_match = _ID_ATTR.search(opening.group(2) or "") if opening else None
         html_id = next((g for g in id_match.groups() if g is not None), "") if id_match else ""
+        malformed = False
         if not opening or not html_id.strip():
-            continue
-        level = opening.group(1)
+            loose = _loose_opening(line)
+            if loose is None:
+                continue
+            level, html_id, rest = loose
+            malformed = True
+        else:
+            level, rest = opening.group(1), line[opening.end() :]
         close = _RAW_CLOSE[level]
-        rest = line[opening.end() :]
+        first_rest = rest
         parts = []
         closing = close.search(rest)
+        if closing is None and (other := _ANY_CLOSE.search(rest)):
+            closing, malformed = other, True  # `<h2 id="…">…</h3>`: the line closes it anyway
         j = i
         # a heading may wrap before its closing tag, within the paragraph it starts
         while closing is None and j + 1 < len(lines) and j - i < _RAW_CLOSE_LOOKAHEAD:
@@ -182,14 +199,33 @@ def _find_raw_headings(text: str, lines: list[str]) -> list[_RawHeading]:
             rest = lines[j]
             closing = close.search(rest)
         if closing is None:  # never closed: the heading is its first line
-            end, inner, trailing = i + 1, line[opening.end() :], ""
+            end, inner, trailing = i + 1, first_rest, ""
         else:
             parts.append(rest[: closing.start()])
             end, inner, trailing = j + 1, " ".join(p.strip() for p in parts), rest[closing.end() :]
         found.append(
-            _RawHeading(i, end, int(level), html_id.strip(), inner.strip(), trailing.strip())
+            _RawHeading(i, end, int(level), html_id.strip(), inner.strip(), trailing.strip(),
+                        malformed)
         )
     return found
+
+
+def _loose_opening(line: str) -> tuple[str, str, str] | None:
+    """(level, id, text after the opening tag) of an opening tag HTML cannot read, when its
+    line closes the heading: the id runs to the first quote-and-`>`, else to the first `>`."""
+    opening = _LOOSE_ID.match(line)
+    if not opening:
+        return None
+    level, quote = opening.group(1), opening.group(2)
+    closing = _RAW_CLOSE[level].search(line, opening.end())
+    if closing is None:
+        return None
+    value = line[opening.end() : closing.start()]
+    cut = value.find(quote + ">")
+    html_id, rest = (value[:cut], value[cut + 2 :]) if cut >= 0 else value.partition(">")[::2]
+    if not html_id.strip() or not rest.strip():
+        return None
+    return level, html_id, rest + line[closing.start() :]
 
 
 def _blank_raw(work: list[str], raw: _RawHeading) -> None:

@@ -5,6 +5,8 @@ import re
 
 _HTML_TAG = re.compile(r"<[^<>]*>")
 _INLINE_MARKS = re.compile(r"[*`]+")
+# `问题3：` before a question's title: the knowledge base's other way of numbering questions
+ASKED = re.compile(r"^问题\s*(\d{1,9})\s*[.．、:：)）]?\s*")
 
 
 def plain_text(text: str) -> str:
@@ -25,3 +27,8 @@ def section_name(text: str) -> str:
 def as_tag(name: str) -> str:
     """An Anki tag: no spaces (Anki splits tags at spaces)."""
     return "_".join(plain_text(name).split())
+
+
+def without_asked(text: str) -> str:
+    """A heading's text without a leading `问题3：`."""
+    return ASKED.sub("", text.strip(), count=1)

@@ -1,18 +1,19 @@
 """The table of contents of a file, the keys that match its entries to headings, and the layout."""
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import unquote
 
 from deckgen.ids import QUESTION_MARKER, normalize_key
 from deckgen.model import Question, TocEntry
 from deckgen.parse.structure import Doc, Heading
+from deckgen.parse.text import without_asked
 
 ARTICLE = "article"
 KNOWLEDGE_BASE = "knowledge-base"
 
 _ORDERED_MARKER = re.compile(r"\d{1,9}[.)]")
-_NUMBERED = re.compile(r"^\s*\d+\s*(?:[.．、)）:：]|\s)")
 
 
 def parse_toc(doc: Doc) -> list[TocEntry]:
@@ -29,7 +30,8 @@ def parse_toc(doc: Doc) -> list[TocEntry]:
 
 
 def _toc_link(line: str) -> tuple[str, str] | None:
-    """(title, anchor) of a `- [1.title](#anchor)` line; the anchor may hold parentheses."""
+    """(title, anchor) of a `- [1.title](#anchor)` line; the anchor may hold parentheses (and
+    brackets: the title runs to the first `](`)."""
     text = line.strip()
     if text[:1] in ("-", "*", "+"):
         text = text[1:].lstrip()
@@ -39,13 +41,14 @@ def _toc_link(line: str) -> tuple[str, str] | None:
             text = text[number.end() :].lstrip()
     if not (text.startswith("[") and text.endswith(")")):
         return None
-    middle = text.find("](#")
+    middle = text.find("](")
     if middle < 0:
         return None
-    return text[1:middle].strip(), text[middle + 3 : -1].strip()
+    # `](3.标题)` without the `#`: a link GitHub leaves broken, but the author meant an entry
+    return text[1:middle].strip(), text[middle + 2 : -1].strip().removeprefix("#")
 
 
-def detect_layout(doc: Doc, toc: list[TocEntry]) -> str:
+def detect_layout(doc: Doc) -> str:
     # Counted, not just seen: an article may give a section a raw `<h1 id>`, and a knowledge-base
     # answer may have a `### 【一】` heading of its own.
     marked = sum(1 for h in doc.headings if QUESTION_MARKER.match(h.text))
@@ -56,14 +59,8 @@ def detect_layout(doc: Doc, toc: list[TocEntry]) -> str:
         return KNOWLEDGE_BASE
     if marked:
         return ARTICLE
-    toc_keys = {k for entry in toc for k in entry_keys(entry)}
-    if toc_keys and any(is_numbered(h.text) and heading_keys(h) & toc_keys for h in doc.headings):
-        return KNOWLEDGE_BASE
-    return ARTICLE
-
-
-def is_numbered(text: str) -> bool:
-    return bool(_NUMBERED.match(text))
+    # no 【一】 question: the knowledge base's readings (numbered headings, `问题N`, the TOC) apply
+    return KNOWLEDGE_BASE
 
 
 def loose(key: str) -> str:
@@ -71,19 +68,25 @@ def loose(key: str) -> str:
     return re.sub(r"[\W_]+", "", key)
 
 
-def _anchor_keys(anchor: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # each title is keyed for the TOC, roles and coverage
+def _anchor_keys(anchor: str) -> frozenset[str]:
     anchor = unquote(anchor).strip()
     if anchor.lower().startswith("user-content-"):
         anchor = anchor[len("user-content-") :]
-    return {loose(normalize_key(anchor, is_id=True)), loose(normalize_key(anchor))}
+    return frozenset({loose(normalize_key(anchor, is_id=True)), loose(normalize_key(anchor))})
 
 
-def entry_keys(entry: TocEntry) -> set[str]:
-    return ({loose(normalize_key(entry.title))} | _anchor_keys(entry.anchor)) - {""}
+@functools.lru_cache(maxsize=8192)
+def _title_keys(text: str) -> frozenset[str]:
+    return frozenset({loose(normalize_key(text)), loose(normalize_key(without_asked(text)))})
 
 
-def heading_keys(heading: Heading) -> set[str]:
-    keys = {loose(normalize_key(heading.text))}
+def entry_keys(entry: TocEntry) -> frozenset[str]:
+    return (_title_keys(entry.title) | _anchor_keys(entry.anchor)) - {""}
+
+
+def heading_keys(heading: Heading) -> frozenset[str]:
+    keys = _title_keys(heading.text)
     for name in (heading.html_id, heading.pinned_id):
         if name:
             keys |= _anchor_keys(name)
@@ -91,7 +94,7 @@ def heading_keys(heading: Heading) -> set[str]:
 
 
 def question_keys(question: Question) -> set[str]:
-    keys = {loose(question.key), loose(normalize_key(question.title))}
+    keys = {loose(question.key)} | _title_keys(question.title)
     if question.explicit_id:
         keys |= _anchor_keys(question.explicit_id)
     return keys - {""}
