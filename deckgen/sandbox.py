@@ -1,22 +1,39 @@
 """Run a command in a throw-away folder, contained: the sandbox of the article's code examples.
 
-The child gets a fresh interpreter with no inherited environment, no stdin, a wall-clock timeout,
-CPU, memory and file-size limits and, where the OS allows (Linux namespaces: `network_isolated`,
-`filesystem_isolated`), no network and a file system that is read-only except its folder, a
-private /dev/shm and /dev/pts. This guards the build against accidents in trusted examples; it is
-not a sandbox for hostile code: a block still sees every file the builder may read, and a block run
-as root can still open device nodes such as the raw disk.
+An article is input from the internet, so its examples are treated as hostile. Three levels,
+the strongest this machine allows (`level()`; the build summary and the README name it):
+
+- BUBBLEWRAP: `bwrap` (the sandbox Flatpak uses) builds a new root holding only the system's
+  programs and libraries and the interpreter, read-only; private, empty /tmp, /run, /dev/shm and
+  home; a fresh /dev and /proc in its own PID, network, IPC, UTS and user namespaces; no
+  capabilities. The run's folder is a size-limited tmpfs (the disk quota).
+- NAMESPACES: where bwrap is missing but Linux namespaces are allowed, our own bootstrap does the
+  same with unshare(2) and mount(2), except that the rest of the disk stays visible read-only
+  (whatever is readable there, a socket file outside /tmp, /run and home included).
+- BEST_EFFORT: elsewhere, only limits (time, CPU, memory, file size) and killing the process
+  group at the end: an example could read your files, reach the network and signal your processes.
+
+In the first two the command runs under a small reaper that is PID 1 of the namespace: it cannot
+be signalled from inside, kills every process of the namespace when the command ends (double
+forks and setsid included), and hands back the folder's files. A pids cgroup, where this machine
+has one we may write, bounds the number of processes (RLIMIT_NPROC does not hold for root).
 
 One call, `run(argv, folder, limits)`, is the whole interface; run.py decides what to run.
 """
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
+import secrets
 import selectors
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -24,10 +41,19 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+BUBBLEWRAP = "bubblewrap"
+NAMESPACES = "namespaces"
+BEST_EFFORT = "best-effort"
+LEVELS = (BUBBLEWRAP, NAMESPACES, BEST_EFFORT)  # strongest first
+# Caps the level below what the machine allows (tests, or a builder who wants the fallback).
+LEVEL_VARIABLE = "DECKGEN_SANDBOX"
+
 # What the parent keeps of a chatty block's output; the rest is only counted, so that a block that
 # prints in a loop until its timeout cannot fill the builder's memory.
 CAPTURE_BYTES = 256 * 1024
 _MIB = 1024 * 1024
+# The private /tmp, /run, /dev/shm and home each get this much; the run's folder gets the quota.
+_SCRATCH_BYTES = 16 * _MIB
 
 
 @dataclass(frozen=True)
@@ -36,8 +62,10 @@ class Limits:
 
     timeout: float  # wall-clock seconds before the whole run is killed
     cpu_seconds: int
-    memory_bytes: int
+    memory_bytes: int  # address space of each process
     file_bytes: int  # the largest file it may write
+    disk_bytes: int = 64 * _MIB  # all its files together (its folder is a tmpfs of this size)
+    processes: int = 64  # at once, where a pids cgroup is available
 
 
 @dataclass(frozen=True)
@@ -52,33 +80,423 @@ class Outcome:
 
 def run(argv: Sequence[str], folder: Path, limits: Limits,
         env: Mapping[str, str] | None = None) -> Outcome:
-    """Run `argv` (argv[0] an absolute path) contained, in `folder`, which it may write.
+    """Run `argv` (argv[0] an absolute path) contained, in `folder`, at the strongest level.
 
-    `env` adds variables to the child's small fixed environment. Raises OSError when the child
-    cannot be started at all.
+    The run sees the files in `folder` and may write there (up to `limits.disk_bytes`); what it
+    leaves there (regular files and folders) is in `folder` afterwards. `env` adds variables to
+    the child's small fixed environment. Raises OSError when the child cannot be started.
     """
-    command = [
-        sys.executable, "-I", "-c", _BOOTSTRAP,
-        str(limits.cpu_seconds), str(limits.memory_bytes), str(limits.file_bytes), *argv,
-    ]
-    environment = {**_child_environment(str(folder)), **(env or {})}
-    process = subprocess.Popen(
+    return _run(level(), list(argv), os.path.abspath(folder), limits, env)
+
+
+def level() -> str:
+    """The containment in force: the strongest this machine allows, capped by $DECKGEN_SANDBOX."""
+    wanted = os.environ.get(LEVEL_VARIABLE, BUBBLEWRAP)
+    start = LEVELS.index(wanted) if wanted in LEVELS else 0
+    return next(choice for choice in LEVELS[start:] if choice == BEST_EFFORT or _works(choice))
+
+
+def describe() -> str:
+    """One line for the build summary: which level contains the examples."""
+    return {
+        BUBBLEWRAP: "bubblewrap sandbox (own namespaces, no network, private files, disk quota)",
+        NAMESPACES: "namespace sandbox (own namespaces, no network, read-only disk, disk quota)",
+        BEST_EFFORT: "best effort only (limits; no namespaces here: examples can read your files)",
+    }[level()] + (", process limit" if _pids_cgroup_base() else "")
+
+
+def network_isolated() -> bool:
+    """Whether blocks run without network on this machine (the README states it)."""
+    return level() != BEST_EFFORT or _isolation().network
+
+
+def filesystem_isolated() -> bool:
+    """Whether blocks run with the disk read-only (or hidden) but their own directory."""
+    return level() != BEST_EFFORT or _isolation().filesystem
+
+
+def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
+         env: Mapping[str, str] | None) -> Outcome:
+    environment = {**_child_environment(folder), **(env or {})}
+    if chosen == BEST_EFFORT:
+        command = [sys.executable, "-I", "-c", _BEST_EFFORT_BOOTSTRAP, str(limits.cpu_seconds),
+                   str(limits.memory_bytes), str(limits.file_bytes), *argv]
+        process = _start(command, folder, environment, ())
+        with process:
+            captured, extra_lines, timed_out, _ = _collect(process, limits.timeout, None, 0)
+        return Outcome(captured, extra_lines, process.returncode, timed_out)
+
+    group = _Cgroup.create(limits.processes)
+    read_end, write_end = os.pipe()
+    try:
+        config = {"cpu": limits.cpu_seconds, "memory": limits.memory_bytes,
+                  "file": limits.file_bytes, "disk": limits.disk_bytes, "result": write_end,
+                  "scratch": _SCRATCH_BYTES, "keep": _interpreter_paths(argv[0])}
+        if chosen == BUBBLEWRAP:
+            command = [*_bwrap_command(folder, limits), sys.executable, "-I", "-c", _REAPER_MAIN,
+                       json.dumps(config), *argv]
+            if group is not None:  # joined before bwrap starts, so every process inherits it
+                command = ["/bin/sh", "-c", 'echo $$ > "$0" || exit 125; exec "$@"',
+                           str(group.path / "cgroup.procs"), *command]
+        else:
+            config["cgroup"] = str(group.path / "cgroup.procs") if group else None
+            command = [sys.executable, "-I", "-c", _NAMESPACE_MAIN, json.dumps(config), *argv]
+        try:
+            process = _start(command, folder, environment, (write_end,))
+        finally:
+            os.close(write_end)
+        with process:
+            captured, extra_lines, timed_out, result = _collect(
+                process, limits.timeout, read_end, limits.disk_bytes + _MIB)
+    finally:
+        os.close(read_end)
+        if group is not None:
+            group.remove()
+    returncode = process.returncode
+    header, _, archive = result.partition(b"\n")
+    try:
+        status = json.loads(header)["status"]
+    except (ValueError, KeyError, TypeError):
+        status = None
+    if type(status) is int and not timed_out:
+        returncode = os.waitstatus_to_exitcode(status)
+        _unpack(archive, folder)
+    return Outcome(captured, extra_lines, None if timed_out else returncode, timed_out)
+
+
+def _start(command: list[str], folder: str, environment: dict[str, str],
+           pass_fds: tuple[int, ...]) -> subprocess.Popen:
+    return subprocess.Popen(
         command, cwd=folder, env=environment, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        close_fds=True,
+        close_fds=True, pass_fds=pass_fds,
     )
-    with process:
-        captured, extra_lines, timed_out = _collect(process, limits.timeout)
-    return Outcome(captured, extra_lines, process.returncode, timed_out)
 
 
-# The child starts as this small program (an isolated interpreter, so nothing of the caller leaks
-# in), which takes away the network and write access to the disk, sets the limits, then execs the
-# real interpreter on main.py. Doing this in the child's own code rather than in a Popen preexec_fn
-# keeps run_many's threads safe: preexec_fn runs Python between fork and exec, where another
-# thread's locks can deadlock it. Each step is best effort: what the OS refuses is left as it was
-# (network_isolated and filesystem_isolated tell what this machine allows).
-_BOOTSTRAP = r"""
+# The files of /etc a program may need to start and to print (users, time zone, libraries,
+# certificates); the rest of /etc (shadow, ssh keys, the builder's configuration) stays out.
+_ETC = ("passwd", "group", "nsswitch.conf", "hosts", "localtime", "timezone", "ld.so.cache",
+        "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "mime.types", "locale.alias",
+        "os-release", "alternatives")
+_INPUT = "/run/deckgen-input"  # where bwrap shows the folder's files, to be copied in
+
+
+def _bwrap_command(folder: str, limits: Limits) -> list[str]:
+    command = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
+               "--cap-drop", "ALL", "--hostname", "deckgen"]
+    for name in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = "/" + name
+        if os.path.islink(path):
+            command += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            command += ["--ro-bind", path, path]
+    for name in _ETC:
+        if os.path.exists("/etc/" + name):
+            command += ["--ro-bind", "/etc/" + name, "/etc/" + name]
+    command += ["--dev", "/dev", "--proc", "/proc"]
+    scratch = str(_SCRATCH_BYTES)
+    for path in ("/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root"):
+        command += ["--size", scratch, "--tmpfs", path]
+    command += ["--symlink", "../run", "/var/run"]
+    for path in _interpreter_paths(sys.executable):
+        command += ["--ro-bind", path, path]
+    command += ["--ro-bind", folder, _INPUT, "--size", str(limits.disk_bytes), "--tmpfs", folder,
+                "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", folder]
+    return command
+
+
+@cache
+def _bwrap() -> str:
+    return shutil.which("bwrap") or ""
+
+
+def _interpreter_paths(program: str) -> list[str]:
+    """The folders a Python interpreter needs besides /usr: its prefix (a venv, pyenv's home)."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(program), os.path.dirname(os.path.realpath(program))}
+    wanted = sorted(p for p in paths if p and os.path.isdir(p) and not p.startswith("/usr/"))
+    # A folder inside another one already kept needs no mount of its own.
+    return [p for p in wanted if not any(p.startswith(q + "/") for q in wanted)]
+
+
+def _unpack(archive: bytes, folder: str) -> None:
+    """Put the files the run left in its folder into `folder` on the host: regular files and
+    folders only, by name, never through a link, so a forged archive writes nowhere else."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r|") as tar:
+            members = []
+            for member in tar:
+                parts = member.name.split("/")
+                if (member.name.startswith("/") or ".." in parts or not (member.isfile()
+                                                                         or member.isdir())):
+                    continue
+                data = tar.extractfile(member).read() if member.isfile() else None
+                members.append((member.name, data))
+    except (tarfile.TarError, OSError, EOFError):
+        return
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+    for name, data in members:
+        target = os.path.join(folder, name)
+        parent = os.path.dirname(target)
+        if os.path.realpath(parent) != os.path.normpath(parent):
+            continue  # a member named through a file's place: skip, never follow
+        if data is None:
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(parent, exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(data)
+
+
+# --- the programs that run inside --------------------------------------------------------------
+#
+# They start as `python -I -c` (an isolated interpreter, so nothing of the caller leaks in). Doing
+# this in the child's own code rather than in a Popen preexec_fn keeps run_many's threads safe:
+# preexec_fn runs Python between fork and exec, where another thread's locks can deadlock it.
+
+# The reaper: PID 1 of the run's PID namespace. The kernel delivers no signal to it from inside
+# the namespace that it has no handler for (SIGKILL included), so an example cannot kill it; it
+# starts the command, and when the command ends kills everything else in the namespace, then
+# sends the command's wait status and a tar of the folder through the result pipe.
+_REAPER = r"""
+import json, os, signal, sys
+
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+
+
+def load_libc():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                           ctypes.c_ulong)
+    return libc
+
+
+def set_limits(config):
+    import resource
+    for name, soft, hard in (("RLIMIT_CPU", config["cpu"], config["cpu"] + 1),
+                             ("RLIMIT_AS", config["memory"], config["memory"]),
+                             ("RLIMIT_FSIZE", config["file"], config["file"]),
+                             ("RLIMIT_CORE", 0, 0)):
+        which = getattr(resource, name)
+        current_hard = resource.getrlimit(which)[1]
+        if current_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        resource.setrlimit(which, (soft, hard))
+
+
+def copy_in(source):
+    import shutil
+    for entry in os.scandir(source):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.copytree(entry.path, entry.name, symlinks=True)
+        elif entry.is_file(follow_symlinks=False):
+            shutil.copyfile(entry.path, entry.name)
+
+
+def wait_for(pid):
+    while True:
+        try:
+            done, status = os.wait()
+        except ChildProcessError:
+            return None
+        if done == pid:
+            return status
+
+
+def copied_in(source):
+    try:
+        copy_in(source)
+        return True
+    except OSError as error:
+        print(f"deckgen could not copy the example's folder: {error}", file=sys.stderr,
+              flush=True)
+        return False
+
+
+def reap(libc, config, argv, copied):
+    result = config["result"]
+    os.set_inheritable(result, False)
+    # Undumpable: no process of the run may open /proc/1/fd (the result pipe, the input).
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if not copied:
+        send(result, 126 << 8)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            set_limits(config)
+            os.execv(argv[0], argv)
+        except OSError as error:
+            print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr, flush=True)
+        os._exit(127)
+    status = wait_for(pid)
+    try:
+        os.kill(-1, signal.SIGKILL)  # from PID 1: every other process of the namespace
+    except OSError:
+        pass
+    wait_for(None)
+    send(result, status)
+
+
+def send(result, status):
+    import tarfile
+    with os.fdopen(result, "wb") as out:
+        out.write(json.dumps({"status": status}).encode() + b"\n")
+        try:
+            with tarfile.open(fileobj=out, mode="w|") as tar:
+                for name in sorted(os.listdir(".")):
+                    tar.add(name)
+        except (OSError, tarfile.TarError):
+            pass
+    os._exit(0)
+"""
+
+# Inside bwrap (started with --as-pid-1): the mounts are made; copy the folder in and reap.
+_REAPER_MAIN = _REAPER + r"""
+config = json.loads(sys.argv[1])
+reap(load_libc(), config, sys.argv[2:], copied_in("/run/deckgen-input"))
+"""
+
+# Where bwrap is missing: the same namespaces and mounts made with unshare(2) and mount(2). The
+# first process joins the cgroup, unshares and forks the reaper, PID 1 of the new namespace,
+# which builds the view before reaping; the first waits for it and dies with the build.
+_NAMESPACE_MAIN = _REAPER + r"""
+import ctypes
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC}
+PR_CAPBSET_DROP = 24
+HIDDEN = ("/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def unescape(field):
+    if b"\\" not in field:
+        return field
+    parts = field.split(b"\\")
+    return parts[0] + b"".join(bytes([int(p[:3], 8)]) + p[3:] for p in parts[1:])
+
+
+def check(result, what):
+    if result != 0:
+        raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
+
+
+def build_view(libc, config, home):
+    mount = libc.mount
+    check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
+    # Opened before anything is hidden: the folder's files, and what the interpreter needs.
+    source = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    kept = [(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)) for path in config["keep"]]
+    devices = [(name, os.open("/dev/" + name, os.O_PATH)) for name in DEVICES
+               if os.path.exists("/dev/" + name)]
+    # A fresh /dev as bwrap makes it: a few harmless devices, no disk a root example could open.
+    check(mount(b"tmpfs", b"/dev", b"tmpfs", MS_NOSUID, b"mode=0755,size=64k"), "/dev")
+    for name, fd in devices:
+        open("/dev/" + name, "w").close()
+        check(mount(f"/proc/self/fd/{fd}".encode(), b"/dev/" + name.encode(), None, MS_BIND,
+                    None), "/dev/" + name)
+        os.close(fd)
+    os.mkdir("/dev/pts")
+    if mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC,
+             b"newinstance,ptmxmode=0666,mode=620") == 0:
+        os.symlink("pts/ptmx", "/dev/ptmx")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, "/dev/" + name)
+    os.mkdir("/dev/shm")
+    scratch = b"mode=1777,size=%d" % config["scratch"]
+    private = []
+    for path in HIDDEN:
+        if os.path.isdir(path) and not os.path.islink(path):
+            check(mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch), path)
+            private.append(path.encode())
+    for path, fd in kept:
+        if any(path == p or path.startswith(p + "/") for p in HIDDEN):
+            os.makedirs(path, exist_ok=True)
+            check(mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC,
+                        None), path)
+    os.makedirs(home, exist_ok=True)
+    check(mount(b"tmpfs", home.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                b"mode=0755,size=%d" % config["disk"]), "the folder's quota")
+    os.chdir(home)
+    copied = copied_in(f"/proc/self/fd/{source}")
+    os.close(source)
+    for _, fd in kept:
+        os.close(fd)
+    with open("/proc/self/mountinfo", "rb") as f:
+        table = f.read().splitlines()
+    # A fresh /proc, read-only: this namespace's processes only. Where the kernel refuses one,
+    # an empty one.
+    proc = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if mount(b"proc", b"/proc", b"proc", proc, None) != 0:
+        check(mount(b"tmpfs", b"/proc", b"tmpfs", proc, b"size=4k"), "/proc")
+    mount(None, b"/proc", None, MS_BIND | MS_REMOUNT | MS_RDONLY | proc, None)
+    writable = {home.encode(), b"/dev/pts", b"/proc", *private}
+    for line in table:
+        fields = line.split()
+        target, options = unescape(fields[4]), fields[5].split(b",")
+        if target in writable or b"ro" in options:
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for name in options:
+            flags |= KEPT_FLAGS.get(name, 0)
+        mount(None, target, None, flags, None)
+    return copied
+
+
+config = json.loads(sys.argv[1])
+argv = sys.argv[2:]
+libc = load_libc()
+libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                       ctypes.c_char_p)
+libc.unshare.argtypes = (ctypes.c_int,)
+libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+try:
+    if config.get("cgroup"):
+        with open(config["cgroup"], "w") as f:
+            f.write(str(os.getpid()))
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
+    if libc.unshare(flags) != 0:
+        check(libc.unshare(flags | CLONE_NEWUSER), "namespaces")
+        for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
+                           ("/proc/self/gid_map", f"{gid} {gid} 1")):
+            with open(path, "w") as f:
+                f.write(text)
+except OSError as error:
+    print(f"deckgen could not contain the example: {error}", file=sys.stderr, flush=True)
+    os._exit(125)
+home = os.getcwd()
+pid = os.fork()
+if pid:
+    os.close(config["result"])
+    os.waitpid(pid, 0)
+    os._exit(0)
+libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+try:
+    copied = build_view(libc, config, home)
+except OSError as error:
+    print(f"deckgen could not contain the example: {error}", file=sys.stderr, flush=True)
+    os._exit(125)
+# No capability survives the exec of the command, root or not.
+for capability in range(64):
+    libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)
+reap(libc, config, argv, copied)
+"""
+
+# Where no namespace sandbox is possible: the same limits, and whatever namespaces the OS grants
+# (network_isolated and filesystem_isolated tell what this machine allows). Each step is best
+# effort: what the OS refuses is left as it was.
+_BEST_EFFORT_BOOTSTRAP = r"""
 import os, sys
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x20000, 0x10000000, 0x40000000
@@ -227,21 +645,33 @@ except OSError as error:
 """
 
 
-def network_isolated() -> bool:
-    """Whether blocks run without network on this machine (the README states it).
+# --- what this machine allows ------------------------------------------------------------------
 
-    False where namespaces do not exist or may not be created.
-    """
-    return _isolation().network
+_LEVEL_PROBE = """
+import os
+print(os.readlink("/proc/self/ns/pid"), os.readlink("/proc/self/ns/net"), os.getpid())
+open("written", "w").close()
+"""
 
 
-def filesystem_isolated() -> bool:
-    """Whether blocks run with the whole file system read-only but their own directory.
-
-    False where mount namespaces may not be created; blocks then run with the builder's rights
-    on disk.
-    """
-    return _isolation().filesystem
+@cache
+def _works(chosen: str) -> bool:
+    """Whether `chosen` contains a run here: checked once, by running a probe through it."""
+    if chosen == BUBBLEWRAP and not _bwrap():
+        return False
+    try:
+        ours = (os.readlink("/proc/self/ns/pid"), os.readlink("/proc/self/ns/net"))
+        with tempfile.TemporaryDirectory(prefix="deckgen-probe-") as folder:
+            limits = Limits(timeout=10, cpu_seconds=5, memory_bytes=512 * _MIB, file_bytes=_MIB,
+                            disk_bytes=_MIB)
+            outcome = _run(chosen, [sys.executable, "-I", "-c", _LEVEL_PROBE], folder, limits,
+                           None)
+            written = os.path.exists(os.path.join(folder, "written"))
+    except OSError:
+        return False
+    seen = outcome.output.decode(errors="replace").split()
+    return (outcome.returncode == 0 and written and len(seen) == 3
+            and seen[0] != ours[0] and seen[1] != ours[1] and seen[2] == "2")
 
 
 @dataclass(frozen=True)
@@ -273,7 +703,7 @@ def _isolation() -> _Isolation:
         with tempfile.TemporaryDirectory(prefix="deckgen-probe-") as probe:
             home = Path(probe, "block")
             home.mkdir()
-            command = [sys.executable, "-I", "-c", _BOOTSTRAP, "5", str(512 * _MIB), str(_MIB),
+            command = [sys.executable, "-I", "-c", _BEST_EFFORT_BOOTSTRAP, "5", str(512 * _MIB), str(_MIB),
                        sys.executable, "-I", "-c", _ISOLATION_PROBE]
             done = subprocess.run(command, cwd=home, capture_output=True, text=True, timeout=10,
                                   stdin=subprocess.DEVNULL, env=_child_environment(str(home)))
@@ -289,7 +719,98 @@ def _isolation() -> _Isolation:
     return _Isolation(network=network, filesystem=filesystem)
 
 
-# --- helpers ---------------------------------------------------------------------------------------
+
+
+# --- a pids cgroup -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cgroup:
+    """A cgroup of our own that caps the number of processes of one run."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, processes: int) -> _Cgroup | None:
+        base = _pids_cgroup_base()
+        if base is None:
+            return None
+        path = base / f"deckgen-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        try:
+            (path / "pids.max").write_text(str(processes))
+        except OSError:
+            path.rmdir()
+            return None
+        return cls(path)
+
+    def remove(self) -> None:
+        """Kill what is still in it (the namespace's end normally did) and remove it."""
+        for _ in range(100):
+            try:
+                pids = (self.path / "cgroup.procs").read_text().split()
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError, ValueError):
+                    pass
+            try:
+                self.path.rmdir()
+                return
+            except OSError as error:
+                if error.errno != errno.EBUSY:
+                    return
+            time.sleep(0.01)
+
+
+@cache
+def _pids_cgroup_base() -> Path | None:
+    """Our own pids cgroup, where we may make children (v1 pids hierarchy, or v2 with pids
+    delegated to our subtree); None where there is none we may write."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            mounts = [line.split() for line in f]
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            memberships = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return None
+    for fields in mounts:
+        dash = fields.index("-")
+        kind, options = fields[dash + 1], fields[dash + 3].split(",")
+        if kind == "cgroup" and "pids" in options:
+            own = next((p for _, names, p in memberships if "pids" in names.split(",")), None)
+        elif kind == "cgroup2":
+            own = next((p for number, _, p in memberships if number == "0"), None)
+        else:
+            continue
+        if own is None:
+            continue
+        base = Path(fields[4], own.lstrip("/"))
+        if kind == "cgroup2":
+            try:
+                if "pids" not in (base / "cgroup.subtree_control").read_text().split():
+                    continue
+            except OSError:
+                continue
+        try:
+            test = base / f"deckgen-probe-{os.getpid()}-{secrets.token_hex(4)}"
+            test.mkdir()
+            try:
+                (test / "pids.max").write_text("8")
+            finally:
+                test.rmdir()
+        except OSError:
+            continue
+        return base
+    return None
+
+
+# --- helpers -------------------------------------------------------------------------------------
 
 
 def _child_environment(home: str) -> dict[str, str]:
@@ -303,8 +824,10 @@ def _child_environment(home: str) -> dict[str, str]:
     }
 
 
-def _collect(process: subprocess.Popen, timeout: float) -> tuple[bytes, int, bool]:
-    """Read the child's output until it ends or the timeout; (captured, lines not kept, timed out).
+def _collect(process: subprocess.Popen, timeout: float, result_fd: int | None,
+             result_limit: int) -> tuple[bytes, int, bool, bytes]:
+    """Read the child's output (and result pipe) until it ends or the timeout:
+    (captured, lines not kept, timed out, result).
 
     The whole process group is killed at the end, so no background process a block started
     outlives it.
@@ -313,28 +836,47 @@ def _collect(process: subprocess.Popen, timeout: float) -> tuple[bytes, int, boo
     fd = process.stdout.fileno()
     deadline = time.monotonic() + timeout
     captured = bytearray()
+    result = bytearray()
     extra_lines = 0
     timed_out = False
 
-    def take(chunk: bytes) -> None:
+    def take(source: int, chunk: bytes) -> None:
         nonlocal extra_lines
+        if source == result_fd:
+            if len(result) + len(chunk) > result_limit:
+                result.clear()  # more than the quota allows: a forgery; keep nothing
+                result.extend(b"x")
+            elif result != b"x":
+                result.extend(chunk)
+            return
         room = CAPTURE_BYTES - len(captured)
         captured.extend(chunk[:room])
         extra_lines += chunk[room:].count(b"\n") if room < len(chunk) else 0
 
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
-        while True:
+        if result_fd is not None:
+            selector.register(result_fd, selectors.EVENT_READ)
+        open_fds = len(selector.get_map())
+
+        def read_ready(wait: float) -> bool:
+            nonlocal open_fds
+            events = selector.select(wait)
+            for key, _ in events:
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    take(key.fd, chunk)
+                else:
+                    selector.unregister(key.fd)
+                    open_fds -= 1
+            return bool(events)
+
+        while open_fds:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if selector.select(min(remaining, 0.25)):
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                take(chunk)
-            elif process.poll() is not None:
-                break  # it exited, but something it started still holds the pipe open
+            if not read_ready(min(remaining, 0.25)) and process.poll() is not None:
+                break  # it exited, but something it started still holds a pipe open
         try:
             # Wait for the block itself before killing its group: killed between closing its
             # output and exiting, a block that succeeded would look killed.
@@ -348,12 +890,9 @@ def _collect(process: subprocess.Popen, timeout: float) -> tuple[bytes, int, boo
             pass
         # What was written just before the end; a detached straggler cannot hold us up long.
         drain_until = time.monotonic() + 0.5
-        while time.monotonic() < drain_until and selector.select(0.05):
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            take(chunk)
-    return bytes(captured), extra_lines, timed_out
+        while open_fds and time.monotonic() < drain_until and read_ready(0.05):
+            pass
+    return bytes(captured), extra_lines, timed_out, bytes(result)
 
 
 def _kill_group(process: subprocess.Popen) -> None:
