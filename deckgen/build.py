@@ -59,6 +59,7 @@ class BuildReport:
     packages: list[Path] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # renamed / moved / removed, a line each
     up_to_date: bool = False
+    sandbox: str = ""  # how this build's examples were contained; "" when none ran
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -74,6 +75,7 @@ class Planned:
     identities: list[Identity]
     diagnostics: list[Diagnostic]
     sections: dict[str, SectionReport]
+    sandbox: str = ""  # sandbox.describe() when an example ran in this build
 
 
 # Step 1, source files → questions and their HTML, is deckgen.load's.
@@ -96,9 +98,13 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         enabled=settings.run_code,
     )
     quizzed = [quiz_blocks(q) for q in questions]
-    results = iter(runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks]))
+    ran = runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks])
+    results = iter(ran)
 
     plan = Planned([], {}, identities, diagnostics, {})
+    if any(not r.cached and (r.status != "skipped" or r.exit_code is not None) for r in ran):
+        from deckgen import sandbox
+        plan.sandbox = sandbox.describe()
     for question, identity, blocks, html_of in zip(questions, identities, quizzed, rendered):
         report = plan.sections.setdefault(question.section, SectionReport(question.section))
         answer = html_of.answer
@@ -277,6 +283,7 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     plan = plan_notes(corpus, rendered, lock, settings)
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
+    report.sandbox = plan.sandbox
     _count_warnings(report.diagnostics, corpus, plan.sections)
     if report.errors or not write:
         return report

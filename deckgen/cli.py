@@ -187,6 +187,8 @@ def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
             f"{code} code notes{f' ({statuses})' if statuses else ''}; "
             f"{s.images} images, {s.remote_images} remote; {s.warnings} warnings"
         )
+    if report.sandbox:
+        click.echo(f"code examples ran in a {report.sandbox}")
     for path in report.packages:
         click.echo(f"wrote {_shown(path)}")
 
