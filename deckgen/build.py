@@ -6,6 +6,7 @@ BuildReport that comes out. Nothing is written unless every step succeeded.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import html
@@ -88,6 +89,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     """Every note of the build, from the questions, their HTML, and what their code printed."""
     from deckgen.load import quiz_blocks
     from deckgen.run import CodeRunner
+    from deckgen.sanitize import neutralize_tex, tex_problems
 
     questions = corpus.questions
     identities, diagnostics = resolve_identities(questions, lock)
@@ -102,6 +104,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     results = iter(ran)
 
     plan = Planned([], {}, identities, diagnostics, {})
+    warned_decks: set[tuple[str, ...]] = set()
     if any(not r.cached and (r.status != "skipped" or r.exit_code is not None) for r in ran):
         from deckgen import sandbox
         plan.sandbox = sandbox.describe()
@@ -117,6 +120,11 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join(question.deck))
+        if question.deck not in warned_decks:
+            warned_decks.add(question.deck)
+            diagnostics.extend(Diagnostic(question.path, question.line, WARNING,
+                                          f"TeX removed from the section name: {problem}")
+                               for problem in tex_problems(crumb))
         source = html.escape(source_label(question, settings.sources))
         tags = note_tags(question)
         plan.notes.append(PlannedNote(
@@ -149,6 +157,10 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             )
             plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
                                           question.section, question.title))
+    # Anki typesets math in every field a card shows: section names, file names, what an
+    # example printed or raised. Answers and titles were cleaned already; this is the rest.
+    plan.notes = [dataclasses.replace(note, fields=tuple(neutralize_tex(f) for f in note.fields))
+                  for note in plan.notes]
     return plan
 
 
@@ -292,6 +304,7 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     previous = PreviousPackage(settings.output / f"{package_name(settings.root)}.apkg")
     settled = settle(plan.notes, lock, previous,
                      {k: model_hash(m) for k, m in models.items()}, int(time.time()))
+    _resanitize_removed(settled)
     for note in settled.notes:
         if note.note_type == "qa":
             plan.sections.setdefault(note.section, SectionReport(note.section)).changes[note.change] += 1
@@ -300,6 +313,23 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     report.packages = write_outputs(settled, plan, models, settings)
     _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def _resanitize_removed(settled: Settlement) -> None:
+    """Removed notes ship again as the lock or the previous package has them: files anyone
+    could have edited. Their fields pass the card allow-list again, in the package and the lock."""
+    for index, note in enumerate(settled.notes):
+        if note.change in ("removed", "still removed"):
+            fields = tuple(_clean_field(f) for f in note.fields)
+            settled.notes[index] = dataclasses.replace(note, fields=fields)
+    for removed in settled.lock.removed.values():
+        removed.fields = [_clean_field(f) for f in removed.fields]
+
+
+def _clean_field(value: object) -> str:
+    from deckgen.sanitize import clean
+
+    return clean(value) if isinstance(value, str) else ""
 
 
 def _import_later_steps() -> None:
