@@ -7,9 +7,9 @@ the strongest this machine allows (`level()`; the build summary and the README n
   programs and libraries and the interpreter, read-only; private, empty /tmp, /run, /dev/shm and
   home; a fresh /dev and /proc in its own PID, network, IPC, UTS and user namespaces; no
   capabilities. The run's folder is a size-limited tmpfs (the disk quota).
-- NAMESPACES: where bwrap is missing but Linux namespaces are allowed, our own bootstrap does the
-  same with unshare(2) and mount(2), except that the rest of the disk stays visible read-only
-  (whatever is readable there, a socket file outside /tmp, /run and home included).
+- NAMESPACES: where bwrap is missing but Linux namespaces are allowed (as root, or with
+  unprivileged user namespaces), our own bootstrap builds the same root with unshare(2), mount(2)
+  and pivot_root(2).
 - BEST_EFFORT: elsewhere, only limits (time, CPU, memory, file size) and killing the process
   group at the end: an example could read your files, reach the network and signal your processes.
 
@@ -100,7 +100,7 @@ def describe() -> str:
     """One line for the build summary: which level contains the examples."""
     return {
         BUBBLEWRAP: "bubblewrap sandbox (own namespaces, no network, private files, disk quota)",
-        NAMESPACES: "namespace sandbox (own namespaces, no network, read-only disk, disk quota)",
+        NAMESPACES: "namespace sandbox (own namespaces, no network, private files, disk quota)",
         BEST_EFFORT: "best effort only (limits; no namespaces here: examples can read your files)",
     }[level()] + (", process limit" if _pids_cgroup_base() else "")
 
@@ -365,7 +365,7 @@ reap(load_libc(), config, sys.argv[2:], copied_in("/run/deckgen-input"))
 # Where bwrap is missing: the same namespaces and mounts made with unshare(2) and mount(2). The
 # first process joins the cgroup, unshares and forks the reaper, PID 1 of the new namespace,
 # which builds the view before reaping; the first waits for it and dies with the build.
-_NAMESPACE_MAIN = _REAPER + r"""
+_NAMESPACE_MAIN = _REAPER + f"ETC_FILES = {tuple('/etc/' + name for name in _ETC)!r}\n" + r"""
 import ctypes
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
@@ -374,8 +374,13 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC}
 PR_CAPBSET_DROP = 24
-HIDDEN = ("/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root")
+PRIVATE = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/dev/shm")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC = ETC_FILES
+MNT_DETACH = 2
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "i686": 217, "armv7l": 218, "riscv64": 41,
+              "ppc64le": 203, "s390x": 217}
 
 
 def unescape(field):
@@ -390,57 +395,88 @@ def check(result, what):
         raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
 
 
+def bind(libc, fd, target, recursive=False):
+    flags = MS_BIND | (MS_REC if recursive else 0)
+    check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, flags, None), target)
+    os.close(fd)
+
+
+# The root bwrap would build, made by hand: a tmpfs holding read-only binds of the system's
+# programs and libraries, a few /etc files and the interpreter; private /tmp, /run, /dev/shm,
+# home; a fresh /dev and /proc; the folder a tmpfs of the quota's size. Then pivot_root into it
+# and let go of the old root.
 def build_view(libc, config, home):
     mount = libc.mount
     check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
-    # Opened before anything is hidden: the folder's files, and what the interpreter needs.
+    # Everything to show is opened first, by the old root's paths.
     source = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
-    kept = [(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)) for path in config["keep"]]
+    shown = []
+    for name in SYSTEM:
+        if os.path.islink(name):
+            shown.append((name, os.readlink(name), None))
+        elif os.path.isdir(name):
+            shown.append((name, None, os.open(name, os.O_PATH)))
+    shown += [(path, None, os.open(path, os.O_PATH)) for path in ETC if os.path.exists(path)]
+    shown += [(path, None, os.open(path, os.O_PATH)) for path in config["keep"]]
     devices = [(name, os.open("/dev/" + name, os.O_PATH)) for name in DEVICES
                if os.path.exists("/dev/" + name)]
-    # A fresh /dev as bwrap makes it: a few harmless devices, no disk a root example could open.
-    check(mount(b"tmpfs", b"/dev", b"tmpfs", MS_NOSUID, b"mode=0755,size=64k"), "/dev")
+    new = "/tmp"  # any directory will do as the mount point of the new root
+    check(mount(b"tmpfs", new.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"),
+          "the new root")
+    # Private scratch folders first: an interpreter kept below /root is bound on top of them.
+    scratch = b"mode=1777,size=%d" % config["scratch"]
+    for path in PRIVATE[:-1]:
+        os.makedirs(new + path, exist_ok=True)
+        check(mount(b"tmpfs", (new + path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch),
+              path)
+    for path, link, fd in shown:
+        target = new + path
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if link is not None:
+            os.symlink(link, target)
+        elif os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(target, exist_ok=True)
+            bind(libc, fd, target, recursive=True)
+        else:
+            open(target, "w").close()
+            bind(libc, fd, target)
+    os.makedirs(new + "/dev")
+    check(mount(b"tmpfs", (new + "/dev").encode(), b"tmpfs", MS_NOSUID, b"mode=0755,size=64k"),
+          "/dev")
     for name, fd in devices:
-        open("/dev/" + name, "w").close()
-        check(mount(f"/proc/self/fd/{fd}".encode(), b"/dev/" + name.encode(), None, MS_BIND,
-                    None), "/dev/" + name)
-        os.close(fd)
-    os.mkdir("/dev/pts")
-    if mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC,
+        open(f"{new}/dev/{name}", "w").close()
+        bind(libc, fd, f"{new}/dev/{name}")
+    os.mkdir(new + "/dev/pts")
+    if mount(b"devpts", (new + "/dev/pts").encode(), b"devpts", MS_NOSUID | MS_NOEXEC,
              b"newinstance,ptmxmode=0666,mode=620") == 0:
-        os.symlink("pts/ptmx", "/dev/ptmx")
+        os.symlink("pts/ptmx", new + "/dev/ptmx")
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, "/dev/" + name)
-    os.mkdir("/dev/shm")
-    scratch = b"mode=1777,size=%d" % config["scratch"]
-    private = []
-    for path in HIDDEN:
-        if os.path.isdir(path) and not os.path.islink(path):
-            check(mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch), path)
-            private.append(path.encode())
-    for path, fd in kept:
-        if any(path == p or path.startswith(p + "/") for p in HIDDEN):
-            os.makedirs(path, exist_ok=True)
-            check(mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC,
-                        None), path)
-    os.makedirs(home, exist_ok=True)
-    check(mount(b"tmpfs", home.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+        os.symlink(target, f"{new}/dev/{name}")
+    os.mkdir(new + "/dev/shm")
+    check(mount(b"tmpfs", (new + "/dev/shm").encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch),
+          "/dev/shm")
+    os.makedirs(new + "/var", exist_ok=True)
+    os.symlink("../run", new + "/var/run")
+    os.makedirs(new + home, exist_ok=True)
+    check(mount(b"tmpfs", (new + home).encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
                 b"mode=0755,size=%d" % config["disk"]), "the folder's quota")
-    os.chdir(home)
+    os.chdir(new + home)
     copied = copied_in(f"/proc/self/fd/{source}")
     os.close(source)
-    for _, fd in kept:
-        os.close(fd)
-    with open("/proc/self/mountinfo", "rb") as f:
-        table = f.read().splitlines()
-    # A fresh /proc, read-only: this namespace's processes only. Where the kernel refuses one,
-    # an empty one.
+    os.makedirs(new + "/proc")
+    os.chdir(new)
+    # pivot_root(".", "."): the old root ends up on top of the new one, and is let go of.
+    check(libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
+    check(libc.umount2(b".", MNT_DETACH), "the old root")
+    os.chdir("/")
+    # A fresh /proc: this namespace's processes only. Where the kernel refuses one, an empty one.
     proc = MS_NOSUID | MS_NODEV | MS_NOEXEC
     if mount(b"proc", b"/proc", b"proc", proc, None) != 0:
         check(mount(b"tmpfs", b"/proc", b"tmpfs", proc, b"size=4k"), "/proc")
-    mount(None, b"/proc", None, MS_BIND | MS_REMOUNT | MS_RDONLY | proc, None)
-    writable = {home.encode(), b"/dev/pts", b"/proc", *private}
+    with open("/proc/self/mountinfo", "rb") as f:
+        table = f.read().splitlines()
+    writable = {home.encode(), b"/dev/pts", *(p.encode() for p in PRIVATE)}
     for line in table:
         fields = line.split()
         target, options = unescape(fields[4]), fields[5].split(b",")
@@ -449,7 +485,8 @@ def build_view(libc, config, home):
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
         for name in options:
             flags |= KEPT_FLAGS.get(name, 0)
-        mount(None, target, None, flags, None)
+        check(mount(None, target, None, flags, None), "read-only " + target.decode(errors="replace"))
+    os.chdir(home)
     return copied
 
 
@@ -459,6 +496,7 @@ libc = load_libc()
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                        ctypes.c_char_p)
 libc.unshare.argtypes = (ctypes.c_int,)
+libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 try:
     if config.get("cgroup"):
@@ -479,8 +517,8 @@ home = os.getcwd()
 pid = os.fork()
 if pid:
     os.close(config["result"])
-    os.waitpid(pid, 0)
-    os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 try:
     copied = build_view(libc, config, home)

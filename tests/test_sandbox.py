@@ -71,7 +71,9 @@ def test_the_builders_environment_cannot_be_read(level: str, tmp_path: Path,
 
 def test_a_unix_socket_on_the_host_receives_nothing(level: str, tmp_path: Path) -> None:
     received: list[bytes] = []
-    paths = [tmp_path / "host.sock", Path("/run") / f"deckgen-test-{uuid.uuid4().hex}.sock"]
+    # In /tmp, in /run, and beside this file: anywhere on the host, not only the private folders.
+    paths = [tmp_path / "host.sock", Path("/run") / f"deckgen-test-{uuid.uuid4().hex}.sock",
+             Path(__file__).parent / f".deckgen-test-{uuid.uuid4().hex[:8]}.sock"]
     listeners = []
     for path in paths:
         listener = socket.socket(socket.AF_UNIX)
@@ -103,8 +105,9 @@ def test_a_unix_socket_on_the_host_receives_nothing(level: str, tmp_path: Path) 
         for listener in listeners:
             listener.close()
         paths[1].unlink(missing_ok=True)
+        paths[2].unlink(missing_ok=True)
     assert received == []
-    assert output.splitlines() == ["refused 2", "refused 2", "refused 111"]
+    assert output.splitlines() == ["refused 2", "refused 2", "refused 2", "refused 111"]
 
 
 def test_no_process_of_an_example_survives_it(level: str, tmp_path: Path) -> None:
