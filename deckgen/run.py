@@ -35,7 +35,7 @@ _STATUSES = frozenset({RAN, FAILED, TIMED_OUT, SKIPPED})
 
 # Bump when anything that shapes a result changes (bootstrap, interpreter flags, limits, trimming),
 # so results cached by an older deckgen are not reused.
-RUNNER_VERSION = 3
+RUNNER_VERSION = 4  # 4: the sandbox of issue 14 (own root, PID namespace, disk quota)
 
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "py3"})
 # ipython may hold magics (%timeit, !pip) and pycon holds `>>>` sessions: plain Python cannot run
