@@ -37,61 +37,84 @@ def dump(value: Any) -> Any:
 
 def load(kind: type[T], data: Any) -> T:
     """`data` (as `dump` made it) back as a `kind`; DataError if it is anything else."""
-    return _load(kind, data)
+    return _reader(kind)(data)
 
 
-def _load(kind: Any, data: Any) -> Any:
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(kind):
-            try:
-                return _load(option, data)
-            except DataError:
-                continue
-        raise DataError(f"{data!r:.40} is none of {kind}")
-    if kind is type(None):
-        if data is None:
-            return None
-        raise DataError("expected null")
-    if origin in (list, tuple):
-        if not isinstance(data, list):
-            raise DataError(f"expected a list, not {type(data).__name__}")
-        arguments = typing.get_args(kind)
-        if origin is tuple and not (len(arguments) == 2 and arguments[1] is Ellipsis):
-            if len(arguments) != len(data):
-                raise DataError("a tuple of the wrong length")
-            return tuple(_load(a, item) for a, item in zip(arguments, data))
-        items = [_load(arguments[0], item) for item in data]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        key_kind, value_kind = typing.get_args(kind)
-        if not isinstance(data, dict) or key_kind is not str:
-            raise DataError("expected an object")
-        return {key: _load(value_kind, item) for key, item in data.items()}
-    if kind is Path:
-        if not isinstance(data, str):
-            raise DataError("expected a path")
-        return Path(data)
-    if kind in (str, int, float, bool):
-        # bool is an int to Python, never to us
-        if type(data) is kind or (kind is float and type(data) is int):
-            return data
-        raise DataError(f"expected {kind.__name__}, not {type(data).__name__}")
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        if not isinstance(data, dict):
-            raise DataError(f"expected a {kind.__name__}")
-        hints = _hints(kind)
-        known = {f.name for f in dataclasses.fields(kind) if f.init}
-        if set(data) - known:
-            raise DataError(f"unknown fields in a {kind.__name__}: {sorted(set(data) - known)}")
-        values = {name: _load(hints[name], item) for name, item in data.items()}
-        try:
-            return kind(**values)
-        except TypeError as error:  # a field without a default is missing
-            raise DataError(str(error)) from None
-    raise DataError(f"cannot read a {kind}")
+Reader = typing.Callable[[Any], Any]
 
 
 @cache
-def _hints(kind: type) -> dict[str, Any]:
-    return typing.get_type_hints(kind)
+def _reader(kind: Any) -> Reader:
+    """A function reading data as `kind`, made once per type (a cache holds thousands)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [_reader(option) for option in typing.get_args(kind)]
+
+        def union(data: Any) -> Any:
+            for option in options:
+                try:
+                    return option(data)
+                except DataError:
+                    continue
+            raise DataError(f"{data!r:.40} is none of {kind}")
+        return union
+    if kind is type(None):
+        return lambda data: data if data is None else _fail("expected null")
+    if origin in (list, tuple):
+        arguments = typing.get_args(kind)
+        if origin is tuple and not (len(arguments) == 2 and arguments[1] is Ellipsis):
+            readers = [_reader(a) for a in arguments]
+
+            def fixed(data: Any) -> Any:
+                if not isinstance(data, list) or len(data) != len(readers):
+                    raise DataError("expected a list of the tuple's length")
+                return tuple(read(item) for read, item in zip(readers, data))
+            return fixed
+        item_reader = _reader(arguments[0])
+        container = tuple if origin is tuple else list
+
+        def sequence(data: Any) -> Any:
+            if not isinstance(data, list):
+                raise DataError(f"expected a list, not {type(data).__name__}")
+            return container(item_reader(item) for item in data)
+        return sequence
+    if origin is dict:
+        key_kind, value_kind = typing.get_args(kind)
+        if key_kind is not str:
+            raise DataError(f"cannot read a {kind}")
+        value_reader = _reader(value_kind)
+
+        def mapping(data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise DataError("expected an object")
+            return {key: value_reader(item) for key, item in data.items()}
+        return mapping
+    if kind is Path:
+        return lambda data: Path(data) if isinstance(data, str) else _fail("expected a path")
+    if kind in (str, int, bool):
+        # bool is an int to Python, never to us
+        return lambda data: data if type(data) is kind else _fail(
+            f"expected {kind.__name__}, not {type(data).__name__}")
+    if kind is float:
+        return lambda data: data if type(data) in (float, int) else _fail("expected a number")
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        fields = {f.name: _reader(hints[f.name]) for f in dataclasses.fields(kind) if f.init}
+
+        def record(data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise DataError(f"expected a {kind.__name__}")
+            try:
+                values = {name: fields[name](item) for name, item in data.items()}
+            except KeyError as error:
+                raise DataError(f"unknown field in a {kind.__name__}: {error}") from None
+            try:
+                return kind(**values)
+            except TypeError as error:  # a field without a default is missing
+                raise DataError(str(error)) from None
+        return record
+    raise DataError(f"cannot read a {kind}")
+
+
+def _fail(message: str) -> Any:
+    raise DataError(message)
