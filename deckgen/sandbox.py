@@ -133,7 +133,8 @@ def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
                   "file": limits.file_bytes, "disk": limits.disk_bytes, "result": write_end,
                   "scratch": _SCRATCH_BYTES, "keep": _interpreter_paths(argv[0])}
         if chosen == BUBBLEWRAP:
-            command = [*_bwrap_command(folder, limits), sys.executable, "-I", "-c", _REAPER_MAIN,
+            command = [*_bwrap_command(folder, limits, argv[0]), sys.executable, "-I", "-c",
+                       _REAPER_MAIN,
                        json.dumps(config), *argv]
             if group is not None:  # joined before bwrap starts, so every process inherits it
                 command = ["/bin/sh", "-c", 'echo $$ > "$0" || exit 125; exec "$@"',
@@ -179,13 +180,13 @@ _ETC = ("passwd", "group", "nsswitch.conf", "hosts", "localtime", "timezone", "l
         "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "mime.types", "locale.alias",
         "os-release", "alternatives")
 _INPUT = "/run/deckgen-input"  # where bwrap shows the folder's files, to be copied in
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # shown read-only
 
 
-def _bwrap_command(folder: str, limits: Limits) -> list[str]:
+def _bwrap_command(folder: str, limits: Limits, program: str) -> list[str]:
     command = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
                "--cap-drop", "ALL", "--hostname", "deckgen"]
-    for name in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        path = "/" + name
+    for path in _SYSTEM:
         if os.path.islink(path):
             command += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
@@ -198,7 +199,7 @@ def _bwrap_command(folder: str, limits: Limits) -> list[str]:
     for path in ("/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root"):
         command += ["--size", scratch, "--tmpfs", path]
     command += ["--symlink", "../run", "/var/run"]
-    for path in _interpreter_paths(sys.executable):
+    for path in _interpreter_paths(program):
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", folder, _INPUT, "--size", str(limits.disk_bytes), "--tmpfs", folder,
                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", folder]
@@ -214,7 +215,8 @@ def _interpreter_paths(program: str) -> list[str]:
     """The folders a Python interpreter needs besides /usr: its prefix (a venv, pyenv's home)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              os.path.dirname(program), os.path.dirname(os.path.realpath(program))}
-    wanted = sorted(p for p in paths if p and os.path.isdir(p) and not p.startswith("/usr/"))
+    wanted = sorted(p for p in paths if p and os.path.isdir(p)
+                    and not any(p == d or p.startswith(d + "/") for d in _SYSTEM))
     # A folder inside another one already kept needs no mount of its own.
     return [p for p in wanted if not any(p.startswith(q + "/") for q in wanted)]
 
@@ -365,7 +367,8 @@ reap(load_libc(), config, sys.argv[2:], copied_in("/run/deckgen-input"))
 # Where bwrap is missing: the same namespaces and mounts made with unshare(2) and mount(2). The
 # first process joins the cgroup, unshares and forks the reaper, PID 1 of the new namespace,
 # which builds the view before reaping; the first waits for it and dies with the build.
-_NAMESPACE_MAIN = _REAPER + f"ETC_FILES = {tuple('/etc/' + name for name in _ETC)!r}\n" + r"""
+_NAMESPACE_MAIN = _REAPER + (f"ETC_FILES = {tuple('/etc/' + name for name in _ETC)!r}\n"
+                              f"SYSTEM = {_SYSTEM!r}\n") + r"""
 import ctypes
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
@@ -376,7 +379,6 @@ KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC}
 PR_CAPBSET_DROP = 24
 PRIVATE = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/dev/shm")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ETC_FILES
 MNT_DETACH = 2
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "i686": 217, "armv7l": 218, "riscv64": 41,
