@@ -136,7 +136,7 @@ class CodeRunner:
                                     file_bytes=FILE_SIZE_LIMIT_MB * _MIB)
             try:
                 outcome = sandbox.run([sys.executable, *_INTERPRETER_FLAGS, main.name], Path(tmp),
-                                      limits)
+                                      limits, keep_files=False)
             except OSError as error:
                 return RunResult(FAILED, "", None, f"could not start Python: {error}")
             text = _relative_to(outcome.output.decode("utf-8", errors="replace"), tmp)

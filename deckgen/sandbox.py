@@ -79,14 +79,15 @@ class Outcome:
 
 
 def run(argv: Sequence[str], folder: Path, limits: Limits,
-        env: Mapping[str, str] | None = None) -> Outcome:
+        env: Mapping[str, str] | None = None, keep_files: bool = True) -> Outcome:
     """Run `argv` (argv[0] an absolute path) contained, in `folder`, at the strongest level.
 
     The run sees the files in `folder` and may write there (up to `limits.disk_bytes`); what it
-    leaves there (regular files and folders) is in `folder` afterwards. `env` adds variables to
-    the child's small fixed environment. Raises OSError when the child cannot be started.
+    leaves there (regular files and folders) is in `folder` afterwards, unless `keep_files` is
+    False (a caller that throws the folder away spares the copy). `env` adds variables to the
+    child's small fixed environment. Raises OSError when the child cannot be started.
     """
-    return _run(level(), list(argv), os.path.abspath(folder), limits, env)
+    return _run(level(), list(argv), os.path.abspath(folder), limits, env, keep_files)
 
 
 def level() -> str:
@@ -116,7 +117,7 @@ def filesystem_isolated() -> bool:
 
 
 def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
-         env: Mapping[str, str] | None) -> Outcome:
+         env: Mapping[str, str] | None, keep_files: bool = True) -> Outcome:
     environment = {**_child_environment(folder), **(env or {})}
     if chosen == BEST_EFFORT:
         command = [sys.executable, "-I", "-c", _BEST_EFFORT_BOOTSTRAP, str(limits.cpu_seconds),
@@ -131,7 +132,8 @@ def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
     try:
         config = {"cpu": limits.cpu_seconds, "memory": limits.memory_bytes,
                   "file": limits.file_bytes, "disk": limits.disk_bytes, "result": write_end,
-                  "scratch": _SCRATCH_BYTES, "keep": _interpreter_paths(argv[0])}
+                  "scratch": _SCRATCH_BYTES, "keep": _interpreter_paths(argv[0]),
+                  "keep_files": keep_files}
         if chosen == BUBBLEWRAP:
             command = [*_bwrap_command(folder, limits, argv[0]), sys.executable, "-I", "-c",
                        _REAPER_MAIN,
@@ -161,7 +163,8 @@ def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
         status = None
     if type(status) is int and not timed_out:
         returncode = os.waitstatus_to_exitcode(status)
-        _unpack(archive, folder)
+        if keep_files:
+            _unpack(archive, folder)
     return Outcome(captured, extra_lines, None if timed_out else returncode, timed_out)
 
 
@@ -342,19 +345,20 @@ def reap(libc, config, argv, copied):
     except OSError:
         pass
     wait_for(None)
-    send(result, status)
+    send(result, status, config["keep_files"])
 
 
-def send(result, status):
+def send(result, status, keep_files=False):
     import tarfile
     with os.fdopen(result, "wb") as out:
         out.write(json.dumps({"status": status}).encode() + b"\n")
-        try:
-            with tarfile.open(fileobj=out, mode="w|") as tar:
-                for name in sorted(os.listdir(".")):
-                    tar.add(name)
-        except (OSError, tarfile.TarError):
-            pass
+        if keep_files:
+            try:
+                with tarfile.open(fileobj=out, mode="w|") as tar:
+                    for name in sorted(os.listdir(".")):
+                        tar.add(name)
+            except (OSError, tarfile.TarError):
+                pass
     os._exit(0)
 """
 
@@ -883,11 +887,9 @@ def _collect(process: subprocess.Popen, timeout: float, result_fd: int | None,
     def take(source: int, chunk: bytes) -> None:
         nonlocal extra_lines
         if source == result_fd:
-            if len(result) + len(chunk) > result_limit:
-                result.clear()  # more than the quota allows: a forgery; keep nothing
-                result.extend(b"x")
-            elif result != b"x":
-                result.extend(chunk)
+            # Past the quota (tar's headers for a great many files): the archive is cut short,
+            # which unpacking then refuses whole; the status line before it still counts.
+            result.extend(chunk[:max(result_limit - len(result), 0)])
             return
         room = CAPTURE_BYTES - len(captured)
         captured.extend(chunk[:room])
