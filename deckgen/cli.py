@@ -188,7 +188,7 @@ def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
             f"{s.images} images, {s.remote_images} remote; {s.warnings} warnings"
         )
     if report.sandbox:
-        click.echo(f"code examples ran in a {report.sandbox}")
+        click.echo(f"code examples ran in {report.sandbox}")
     for path in report.packages:
         click.echo(f"wrote {_shown(path)}")
 

@@ -30,7 +30,6 @@ import secrets
 import selectors
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tarfile
@@ -98,12 +97,16 @@ def level() -> str:
 
 
 def describe() -> str:
-    """One line for the build summary: which level contains the examples."""
+    """For the build summary, after "code examples ran in": which level contains them."""
+    processes = ", process limit" if _pids_cgroup_base() else ""
     return {
-        BUBBLEWRAP: "bubblewrap sandbox (own namespaces, no network, private files, disk quota)",
-        NAMESPACES: "namespace sandbox (own namespaces, no network, private files, disk quota)",
-        BEST_EFFORT: "best effort only (limits; no namespaces here: examples can read your files)",
-    }[level()] + (", process limit" if _pids_cgroup_base() else "")
+        BUBBLEWRAP: f"a bubblewrap sandbox (own namespaces, no network, private files, disk quota"
+                    f"{processes})",
+        NAMESPACES: f"a namespace sandbox (own namespaces, no network, private files, disk quota"
+                    f"{processes})",
+        BEST_EFFORT: "no sandbox, best effort only (time and memory limits; examples can read "
+                     "your files and reach the network)",
+    }[level()]
 
 
 def network_isolated() -> bool:
@@ -136,8 +139,7 @@ def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
                   "keep_files": keep_files}
         if chosen == BUBBLEWRAP:
             command = [*_bwrap_command(folder, limits, argv[0]), sys.executable, "-I", "-c",
-                       _REAPER_MAIN,
-                       json.dumps(config), *argv]
+                       _REAPER_MAIN, json.dumps(config), *argv]
             if group is not None:  # joined before bwrap starts, so every process inherits it
                 command = ["/bin/sh", "-c", 'echo $$ > "$0" || exit 125; exec "$@"',
                            str(group.path / "cgroup.procs"), *command]
@@ -379,7 +381,10 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC}
+# A remount must repeat what a user namespace locks on a mount: these, and its atime setting.
+KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC,
+              b"noatime": 0x400, b"nodiratime": 0x800, b"relatime": 0x200000,
+              b"strictatime": 0x1000000}
 PR_CAPBSET_DROP = 24
 PRIVATE = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/dev/shm")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -470,22 +475,27 @@ def build_view(libc, config, home):
     os.chdir(new + home)
     copied = copied_in(f"/proc/self/fd/{source}")
     os.close(source)
+    # A fresh /proc: this namespace's processes only. Mounted while the host's is still in
+    # view, which a user namespace requires; where the kernel refuses it, an empty one.
     os.makedirs(new + "/proc")
+    proc = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if mount(b"proc", (new + "/proc").encode(), b"proc", proc, None) != 0:
+        check(mount(b"tmpfs", (new + "/proc").encode(), b"tmpfs", proc, b"size=4k"), "/proc")
+    # The new root's mounts, as they will be named from inside it (read while /proc is the host's).
+    with open("/proc/self/mountinfo", "rb") as f:
+        table = []
+        for line in f.read().splitlines():
+            fields = line.split()
+            target = unescape(fields[4])
+            if target == new.encode() or target.startswith(new.encode() + b"/"):
+                table.append((target[len(new):] or b"/", fields[5].split(b",")))
     os.chdir(new)
     # pivot_root(".", "."): the old root ends up on top of the new one, and is let go of.
     check(libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
     check(libc.umount2(b".", MNT_DETACH), "the old root")
     os.chdir("/")
-    # A fresh /proc: this namespace's processes only. Where the kernel refuses one, an empty one.
-    proc = MS_NOSUID | MS_NODEV | MS_NOEXEC
-    if mount(b"proc", b"/proc", b"proc", proc, None) != 0:
-        check(mount(b"tmpfs", b"/proc", b"tmpfs", proc, b"size=4k"), "/proc")
-    with open("/proc/self/mountinfo", "rb") as f:
-        table = f.read().splitlines()
     writable = {home.encode(), b"/dev/pts", *(p.encode() for p in PRIVATE)}
-    for line in table:
-        fields = line.split()
-        target, options = unescape(fields[4]), fields[5].split(b",")
+    for target, options in table:
         if target in writable or b"ro" in options:
             continue
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
