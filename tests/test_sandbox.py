@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -112,16 +113,19 @@ def test_a_unix_socket_on_the_host_receives_nothing(level: str, tmp_path: Path) 
 
 def test_no_process_of_an_example_survives_it(level: str, tmp_path: Path) -> None:
     marker = f"deckgen-survivor-{uuid.uuid4().hex}"
-    code = ("import os, subprocess, sys\n"
-            "if os.fork() == 0:\n"
-            "    os.setsid()\n"
-            "    if os.fork() == 0:\n"
-            f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
-            "    os._exit(0)\n"
-            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}],"
-            " start_new_session=True)\n"
-            f"subprocess.Popen([sys.executable, '-c', 'import os, time; os.setpgid(0, 0); time.sleep(60)', {marker!r}])\n"
-            "import time; time.sleep(0.3)\nprint('started')\n")
+    sleeper = f"[sys.executable, '-c', 'import os, time; time.sleep(60)', {marker!r}]"
+    code = textwrap.dedent(f"""\
+        import os, subprocess, sys, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv(sys.executable, {sleeper})
+            os._exit(0)
+        subprocess.Popen({sleeper}, start_new_session=True)
+        subprocess.Popen({sleeper}, preexec_fn=lambda: os.setpgid(0, 0))
+        time.sleep(0.3)
+        print('started')
+        """)
     output, outcome = run(code, tmp_path)
     assert output == "started\n" and outcome.returncode == 0
     assert survivors(marker) == []
@@ -187,14 +191,21 @@ def test_the_disk_quota_holds_for_the_whole_folder(level: str, tmp_path: Path) -
 
 def test_a_fork_bomb_is_bounded_and_ends_with_the_run(level: str, tmp_path: Path) -> None:
     marker = f"deckgen-bomb-{uuid.uuid4().hex}"
-    code = ("import os, sys, time\ncount = 0\n"
-            "while True:\n"
-            "    try:\n        pid = os.fork()\n"
-            "    except OSError:\n        break\n"
-            "    if pid == 0:\n"
-            f"        os.execv(sys.executable, [sys.executable, '-c', 'import os\\nwhile True:\\n  try: os.fork()\\n  except OSError: pass', {marker!r}])\n"
-            "    count += 1\n    if count >= 2000: break\n"
-            "print('forked', count)\ntime.sleep(30)\n")
+    bomb = "import os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass"
+    code = textwrap.dedent(f"""\
+        import os, sys, time
+        count = 0
+        while count < 2000:
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                os.execv(sys.executable, [sys.executable, '-c', '{bomb}', {marker!r}])
+            count += 1
+        print('forked', count)
+        time.sleep(30)
+        """)
     started = time.monotonic()
     output, outcome = run(code, tmp_path, timeout=2.0, processes=32)
     assert outcome.timed_out

@@ -30,10 +30,11 @@ ROOT = "三年面试五年模拟"
 # (a source line, the warning `check` gives at its line)
 ATTACKS = [
     (r"行内 $\href{javascript:alert(1)}{click}$ 文字", r"TeX removed: \href with a javascript: target"),
-    (r"段内 $$\style{position:fixed;top:0;left:0;width:100%;height:100%}{x}$$ 文字", r"TeX removed: \style"),
+    (r"段内 $$\style{position:fixed;top:0;width:100%;height:100%}{x}$$ 字", r"TeX removed: \style"),
     (r"文字 \\(\href{javascript:alert(2)}{a}\\) 文字", r"TeX removed: \href with a javascript: target"),
     (r"文字 \\[\bbox[position:fixed;top:0]{b}\\] 文字", r"TeX removed: \bbox with a style"),
-    (r"$\begin{aligned}\href{javascript:alert(3)}{c} \end{aligned}$", r"TeX removed: \href with a javascript: target"),
+    (r"$\begin{aligned}\href{javascript:alert(3)}{c} \end{aligned}$",
+     r"TeX removed: \href with a javascript: target"),
     ('<div>\\(\\mmlToken{mi}[href="javascript:alert(4)"]{d}\\)</div>', r"TeX removed: \mmlToken"),
     (r"<div>\(\unicode[x;position:fixed]{65}\)</div>", r"TeX removed: \unicode with a font"),
     (r"$\require{action}\fcolorbox{red;position:fixed}{blue}{e}$", r"TeX removed: \require"),
