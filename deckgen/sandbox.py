@@ -246,17 +246,21 @@ def _unpack(archive: bytes, folder: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             os.unlink(entry.path)
+    base = os.path.realpath(folder)
     for name, data in members:
-        target = os.path.join(folder, name)
+        target = os.path.normpath(os.path.join(base, name))
         parent = os.path.dirname(target)
-        if os.path.realpath(parent) != os.path.normpath(parent):
-            continue  # a member named through a file's place: skip, never follow
-        if data is None:
-            os.makedirs(target, exist_ok=True)
-        else:
+        try:
+            if data is None:
+                os.makedirs(target, exist_ok=True)
+                continue
             os.makedirs(parent, exist_ok=True)
-            with open(target, "wb") as f:
+            if os.path.realpath(parent) != parent or os.path.lexists(target):
+                continue  # reached through a link, or named twice: never follow, never replace
+            with open(target, "xb") as f:
                 f.write(data)
+        except OSError:
+            continue  # a file where the archive wants a folder, and the like: skip that one
 
 
 # --- the programs that run inside --------------------------------------------------------------
@@ -691,11 +695,26 @@ if enter_namespaces(libc) & CLONE_NEWNS:
 if libc is not None:
     drop_capabilities(libc)
 set_limits(cpu, memory, size)
-try:
-    os.execv(argv[0], argv)
-except OSError as error:
-    print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr)
-    sys.exit(127)
+# The command runs as our child rather than in our place, so that its parent is this process,
+# not the build: `os.kill(os.getppid(), 9)` then ends only this run.
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    except OSError as error:
+        print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr, flush=True)
+    os._exit(127)
+while True:
+    try:
+        status = os.waitpid(pid, 0)[1]
+        break
+    except InterruptedError:
+        continue
+if os.WIFSIGNALED(status):  # end the same way, so the build sees what ended the command
+    import signal
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 """
 
 

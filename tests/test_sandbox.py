@@ -360,3 +360,10 @@ def test_a_user_who_is_not_root_gets_the_same_sandbox(chosen: str) -> None:
     uid, pid, *listing = done.stdout.split(None, 2)
     assert (uid, pid) == (str(nobody.pw_uid), "2")  # its own PID namespace, under the reaper
     assert "'usr'" in listing[0] and "'work'" not in listing[0] and "'srv'" not in listing[0]
+
+
+def test_even_best_effort_survives_an_example_killing_its_parent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sandbox.LEVEL_VARIABLE, sandbox.BEST_EFFORT)
+    output, outcome = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", tmp_path)
+    assert outcome.returncode == -9  # the run ended; this test process, the build, did not
