@@ -6,6 +6,7 @@ BuildReport that comes out. Nothing is written unless every step succeeded.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import html
@@ -70,6 +71,7 @@ class BuildReport:
     failed: list[FailedExample] = field(default_factory=list)
     first_build: bool = False  # no lock file to compare with
     up_to_date: bool = False
+    sandbox: str = ""  # how this build's examples were contained; "" when none ran
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -87,6 +89,7 @@ class Planned:
     sections: dict[str, SectionReport]
     failed: list[FailedExample] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)  # deck name → its description's HTML
+    sandbox: str = ""  # sandbox.describe() when an example ran in this build
 
 
 # Step 1, source files → questions and their HTML, is deckgen.load's.
@@ -111,6 +114,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     """Every note of the build, from the questions, their HTML, and what their code printed."""
     from deckgen.load import quiz_blocks, render_descriptions
     from deckgen.run import FAILED, TIMED_OUT, CodeRunner
+    from deckgen.sanitize import neutralize_tex, tex_problems
 
     questions = corpus.questions
     resolver = IdentityResolver(lock)
@@ -122,9 +126,14 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         enabled=settings.run_code,
     )
     quizzed = [quiz_blocks(q) for q in questions]
-    results = iter(runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks]))
+    ran = runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks])
+    results = iter(ran)
 
     plan = Planned([], {}, identities, diagnostics, {})
+    warned_decks: set[tuple[str, ...]] = set()
+    if any(not r.cached and (r.status != "skipped" or r.exit_code is not None) for r in ran):
+        from deckgen import sandbox
+        plan.sandbox = sandbox.describe()
     for question, identity, blocks, html_of in zip(questions, identities, quizzed, rendered):
         report = plan.sections.setdefault(question.section, SectionReport(question.section))
         answer = html_of.answer
@@ -139,6 +148,11 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         crumb = html.escape(" › ".join((*question.deck, *question.context)))
         where = source_label(question, settings.sources)
         source = html.escape(where)
+        if question.deck not in warned_decks:
+            warned_decks.add(question.deck)
+            diagnostics.extend(Diagnostic(question.path, question.line, WARNING,
+                                          f"TeX removed from the section name: {problem}")
+                               for problem in tex_problems(crumb))
         tags = note_tags(question)
         plan.notes.append(PlannedNote(
             identity.key, identity.previous, "qa", identity.guid, deck,
@@ -176,6 +190,10 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     for section, description in render_descriptions(corpus, settings.sources).items():
         diagnostics.extend(description.diagnostics)
         plan.descriptions[deck_name(settings.root, (section,))] = description.html
+    # Anki typesets math in every field a card shows: section names, file names, what an
+    # example printed or raised. Answers and titles were cleaned already; this is the rest.
+    plan.notes = [dataclasses.replace(note, fields=tuple(neutralize_tex(f) for f in note.fields))
+                  for note in plan.notes]
     return plan
 
 
@@ -345,6 +363,7 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
     report.failed = plan.failed
+    report.sandbox = plan.sandbox
     _count_warnings(report.diagnostics, corpus, plan.sections)
     if report.errors or mode == "check":
         return report
@@ -353,6 +372,7 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     previous = PreviousPackage(settings.output / f"{package_name(settings.root)}.apkg")
     settled = settle(plan.notes, lock, previous,
                      {k: model_hash(m) for k, m in models.items()}, int(time.time()))
+    _resanitize_removed(settled)
     for note in settled.notes:
         if note.change == "still removed":
             continue
@@ -367,6 +387,23 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     if not not_packed:  # else the next build, even of the same input, tries those downloads again
         _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def _resanitize_removed(settled: Settlement) -> None:
+    """Removed notes ship again as the lock or the previous package has them: files anyone
+    could have edited. Their fields pass the card allow-list again, in the package and the lock."""
+    for index, note in enumerate(settled.notes):
+        if note.change in ("removed", "still removed"):
+            fields = tuple(_clean_field(f) for f in note.fields)
+            settled.notes[index] = dataclasses.replace(note, fields=fields)
+    for removed in settled.lock.removed.values():
+        removed.fields = [_clean_field(f) for f in removed.fields]
+
+
+def _clean_field(value: object) -> str:
+    from deckgen.sanitize import clean
+
+    return clean(value) if isinstance(value, str) else ""
 
 
 def _import_later_steps() -> None:

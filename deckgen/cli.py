@@ -209,6 +209,8 @@ def _print_summary(report, *, would: bool = False) -> None:  # noqa: ANN001 - Bu
         click.echo("nothing changed since the last build: the packages are up to date")
     for line in summary.note_lines(report) + summary.failure_lines(report) + summary.section_lines(report):
         click.echo(line)
+    if report.sandbox:
+        click.echo(f"code examples ran in {report.sandbox}")
     if not report.up_to_date:
         click.echo(summary.import_line(report, would=would))
     for path in report.written:

@@ -10,7 +10,8 @@ import gc
 import hashlib
 import multiprocessing
 import os
-import pickle
+import re
+import json
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -18,16 +19,17 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from deckgen import check, code_fingerprint, parse
+from deckgen import check, code_fingerprint, datafile, parse
 from deckgen.media import DEFAULT_MAX_IMAGE_MB
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
 from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
+from deckgen.sanitize import clean
 
 # Fenced blocks that are text or a diagram, not code to quiz on or run.
 NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
 # Below this much Markdown, starting worker processes costs more than it saves.
 PARALLEL_BYTES = 256 * 1024
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: JSON instead of pickle
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 
@@ -219,23 +221,56 @@ class _FileCache:
         return self._folder_stats[folder]
 
     def get(self, key: str | None) -> LoadedFile | None:
+        """The remembered result, or None when missing, unreadable or not what we write."""
         if key is None or self.folder is None:
             return None
         try:
-            with open(self.folder / f"{key}.pickle", "rb") as handle:
-                item = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            data = json.loads((self.folder / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
             return None
-        return item if isinstance(item, LoadedFile) else None
+        # Data, never code: read back as the declared types only, and the HTML only if it is
+        # what our own sanitizer and highlighter write (anyone who can write the folder could
+        # have put a <script> in it).
+        try:
+            if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+                return None
+            item = datafile.load(LoadedFile, data.get("item"))
+        except datafile.DataError:
+            return None
+        return item if all(map(_is_our_html, item.rendered)) else None
 
     def put(self, key: str | None, item: LoadedFile) -> None:
         if key is None or self.folder is None:
             return
         try:
+            text = json.dumps({"version": _CACHE_VERSION, "item": datafile.dump(item)},
+                              ensure_ascii=False)
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as handle:
-                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.folder / f"{key}.pickle")
-        except OSError:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self.folder / f"{key}.json")
+        except (OSError, datafile.DataError):
             pass  # a cache that cannot be written only costs time
+
+
+# Highlighted code as Renderer._code_html writes it: escaped text in spans with Pygments' classes.
+_CODE_HTML = re.compile(r'<pre class="highlight"(?: data-lang="[^"<>]*")?><code>'
+                        r'(?:[^<]|<span(?: class="[\w -]*")?>|</span>)*</code></pre>')
+_CODE_START = '<pre class="highlight"'
+
+
+def _is_our_html(rendered: RenderedQuestion) -> bool:
+    """Whether a cached question's HTML is what rendering it gives: sanitized (cleaning it
+    again changes nothing) around highlighted code of exactly the highlighter's shape."""
+    if not all(_CODE_HTML.fullmatch(code) for code in rendered.code):
+        return False
+    for html in (rendered.title, rendered.answer.html):
+        rest = html
+        if _CODE_START in html:
+            pieces = re.split(r'(<pre class="highlight"[^>]*>.*?</pre>)', html, flags=re.DOTALL)
+            if not all(_CODE_HTML.fullmatch(p) for p in pieces[1::2]):
+                return False
+            rest = "\ue000".join(pieces[::2])
+        if clean(rest) != rest:
+            return False
+    return True

@@ -35,7 +35,7 @@ from pygments.util import ClassNotFound
 from deckgen.markdown import fence_language, make_markdown
 from deckgen.media import DEFAULT_MAX_IMAGE_MB, MediaRefused, local_image
 from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question, RemoteImage
-from deckgen.sanitize import clean, removals, url_problem
+from deckgen.sanitize import clean, removals, sanitize_tex, tex_problems, url_problem
 
 LIGHT_STYLE = "default"
 NIGHT_STYLE = "github-dark"
@@ -216,6 +216,7 @@ class Renderer:
             "math_block": self._math_block,
             "math_block_label": self._math_block,
             "math_block_eqno": self._math_block,
+            "text": self._text,
         }
         for name, method in rules.items():
             md.add_render_rule(name, _as_rule(method))
@@ -239,23 +240,38 @@ class Renderer:
     # -- math --------------------------------------------------------------------------------
 
     def _math_inline(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
-        _job(env).math += 1
-        return f'<span class="math">\\({_tex(tokens[idx].content)}\\)</span>'
+        return f'<span class="math">\\({self._safe_tex(tokens[idx], env)}\\)</span>'
 
     def _math_display_inline(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         # `$$…$$` inside a paragraph: display math, but a <div> would break the <p> apart.
-        _job(env).math += 1
-        return f'<span class="math display">\\[{_tex(tokens[idx].content)}\\]</span>'
+        return f'<span class="math display">\\[{self._safe_tex(tokens[idx], env)}\\]</span>'
 
     def _math_block(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
         token = tokens[idx]
-        _job(env).math += 1
-        tex = _tex(token.content)
+        tex = self._safe_tex(token, env)
         if token.type in ("math_block_label", "math_block_eqno"):
             # `$$ … $$ (1)`: an equation label, typeset as MathJax's own tag. (texmath's
             # plain `\[…\]` block repeats its TeX in `info`, so the type decides.)
             tex = f"{tex} \\tag{{{escapeHtml(token.info)}}}"
         return f'<div class="math display">\\[{tex}\\]</div>\n'
+
+    def _safe_tex(self, token: Token, env: Env) -> str:
+        """The token's TeX without what could act in a card (reported), ready for HTML."""
+        job = _job(env)
+        job.math += 1
+        tex, problems = sanitize_tex(token.content)
+        for problem in problems:
+            job.warn(_line(token), f"TeX removed: {problem}")
+        return _tex(tex)
+
+    def _text(self, renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
+        # Prose can hold math too: `\\(…\\)` written out is typeset by Anki all the same.
+        # `clean` neutralises it; the author hears of it here, at its line.
+        token = tokens[idx]
+        if "\\" in token.content:
+            for problem in tex_problems(token.content):
+                _job(env).warn(_line(token), f"TeX removed: {problem}")
+        return escapeHtml(token.content)
 
     # -- code --------------------------------------------------------------------------------
 
@@ -341,6 +357,8 @@ class Renderer:
             content = _IMG_TAG.sub(lambda match: self._raw_image(match.group(0), job, line), content)
         for removed in removals(content):
             job.warn(line, f"HTML removed: {removed}")
+        for problem in tex_problems(html.unescape(content)):
+            job.warn(line, f"TeX removed: {problem}")
         return content
 
     def _raw_image(self, tag: str, job: _Job, line: int) -> str:

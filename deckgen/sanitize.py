@@ -1,12 +1,19 @@
-"""The allow-list that card HTML passes through before it reaches Anki (issue 7, security).
+r"""The allow-list that card HTML passes through before it reaches Anki (issues 7 and 14, security).
 
 A shared deck runs on other people's phones and desktops, where a card's HTML is live: a
 `<script>`, an `onerror=` or a `javascript:` link in a source file would run there. nh3 (the
 maintained Rust sanitizer ammonia) enforces the list and guarantees balanced output;
 `removals` tells the author what it takes out, since nh3 itself reports nothing.
+
+The TeX in a card is live too: Anki typesets every `\(…\)` and `\[…\]` in a card's text with
+MathJax 3's full TeX input and without its `ui/safe` filter, so TeX can make links (`\href`),
+styles (`\style`, `\bbox`, `\unicode` fonts), classes, ids and attributes (`\mmlToken`), or load
+extensions (`\require`). `sanitize_tex` takes those out of one formula; `clean`, and
+`neutralize_tex` for text fields, out of every formula of a card.
 """
 from __future__ import annotations
 
+import html as html_module
 import re
 from html.parser import HTMLParser
 
@@ -72,8 +79,8 @@ _URL_NOISE = re.compile(r"[\x00-\x20]")
 
 
 def clean(html: str) -> str:
-    """The HTML with everything outside the allow-list removed, tags balanced."""
-    return _CLEANER.clean(html)
+    """The HTML with everything outside the allow-list removed, tags balanced, TeX made safe."""
+    return neutralize_tex(_CLEANER.clean(html))
 
 
 def sanitize(html: str) -> tuple[str, list[str]]:
@@ -149,3 +156,176 @@ class _RemovalScanner(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if self._removed_with_content and tag == self._removed_with_content[-1]:
             self._removed_with_content.pop()
+
+
+# --- TeX ----------------------------------------------------------------------------------------
+
+# TeX commands that set HTML attributes or load code, with the number of {…} arguments each
+# takes (optional […] ones may come before any). What stays of them: the body (their last
+# argument) of those that have one; \href and \url with an http(s) target, and \unicode without
+# a font, stay as written.
+_TEX_COMMANDS = {
+    "href": 2, "url": 1, "style": 2, "class": 2, "cssId": 2, "data": 2, "html": 0,
+    "require": 1, "mmlToken": 2, "unicode": 1,
+}
+# Commands whose colour, padding or notation arguments MathJax pastes into a style attribute
+# (`\fcolorbox{red;position:fixed}{…}{…}`): kept only while those are plain words and numbers.
+_STYLED_COMMANDS = {
+    "bbox": 1, "color": 1, "textcolor": 2, "colorbox": 2, "fcolorbox": 3, "definecolor": 3,
+    "enclose": 2,
+}
+_WITHOUT_BODY = frozenset({"url", "require", "html", "color", "definecolor"})
+_PLAIN_ARGUMENT = re.compile(r"^[\w\s#.,=+-]*$")
+_WEB_URL = re.compile(r"^https?://", re.IGNORECASE)
+# Where MathJax finds math in a card: Anki's delimiters. Tags it never looks into are skipped.
+_MATH_DELIMITERS = ("\\(", "\\[")
+_TAG = re.compile(r"(<[^>]*>)")
+_SKIPPED_TAGS = frozenset({"pre", "code", "script", "noscript", "style", "textarea"})
+
+
+def sanitize_tex(tex: str) -> tuple[str, list[str]]:
+    r"""TeX without the commands that could act in a card, and a description of each removed.
+
+    `\href{javascript:…}{text}` becomes `{text}`, `\style{…}{x}` becomes `{x}`, `\require{…}`
+    goes; a command whose arguments cannot be read here loses its name, so it can do nothing.
+    """
+    if "\\" not in tex:
+        return tex, []
+    problems: list[str] = []
+    return _sanitize_tex(tex, problems), list(dict.fromkeys(problems))
+
+
+def tex_problems(text: str) -> list[str]:
+    """What `neutralize_tex` would take out of the math in this HTML or text."""
+    if not any(d in text for d in _MATH_DELIMITERS):
+        return []
+    return sanitize_tex(text)[1]
+
+
+def neutralize_tex(html: str) -> str:
+    """HTML (or escaped text) whose math can only typeset: `sanitize_tex` applied to every text
+    run MathJax reads, that is outside <pre>, <code> and the like."""
+    if "\\" not in html or not any(d in html for d in _MATH_DELIMITERS):
+        return html
+    parts = _TAG.split(html)
+    skipped: list[str] = []
+    for index, part in enumerate(parts):
+        if index % 2:  # a tag
+            name = part[1:].lstrip("/").split(None, 1)[0].rstrip(">/").lower() if len(part) > 2 else ""
+            if name in _SKIPPED_TAGS and not part.endswith("/>"):
+                if part.startswith("</"):
+                    if name in skipped:
+                        del skipped[len(skipped) - 1 - skipped[::-1].index(name)]
+                else:
+                    skipped.append(name)
+        elif part and not skipped and "\\" in part:
+            parts[index] = sanitize_tex(part)[0]
+    return "".join(parts)
+
+
+def _sanitize_tex(tex: str, problems: list[str]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(tex):
+        char = tex[i]
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        j = i + 1
+        while j < len(tex) and tex[j].isascii() and tex[j].isalpha():
+            j += 1
+        name = tex[i + 1:j]
+        if name not in _TEX_COMMANDS and name not in _STYLED_COMMANDS:
+            end = max(j, i + 2)  # a control word, or a control symbol such as \\ or \{
+            out.append(tex[i:end])
+            i = end
+            continue
+        replacement, i = _replace_command(tex, name, j, problems)
+        out.append(replacement)
+    return "".join(out)
+
+
+def _replace_command(tex: str, name: str, start: int, problems: list[str]) -> tuple[str, int]:
+    """What `\\name` and its arguments, read from `start`, become; and where reading stopped."""
+    options: list[str] = []
+    arguments: list[str] = []
+    i = start
+    for _ in range(_TEX_COMMANDS.get(name) or _STYLED_COMMANDS[name]):
+        while (group := _argument(tex, i, "[")) is not None:
+            options.append(group[0])
+            i = group[1]
+        group = _argument(tex, i, "{")
+        if group is None:
+            problems.append(f"\\{name}")
+            return "{}", start  # unreadable here: the name goes, what follows is plain TeX
+        arguments.append(group[0])
+        i = group[1]
+    written = tex[start - len(name) - 1:i]
+    body = "" if name in _WITHOUT_BODY else "{" + _sanitize_tex(arguments[-1], problems) + "}"
+    if name in ("href", "url"):
+        target = _URL_NOISE.sub("", html_module.unescape(arguments[0]))
+        if _WEB_URL.match(target) and not options and body == "{" + arguments[-1] + "}":
+            return written, i
+        if _WEB_URL.match(target) and not options:
+            return f"\\{name}{{{arguments[0]}}}{body}", i
+        scheme = _SCHEME.match(target)
+        problems.append(f"\\{name} with a {scheme.group(1).lower() + ':' if scheme else 'non-web'} "
+                        "target")
+        return body, i
+    if name == "unicode":
+        if options:
+            problems.append("\\unicode with a font")
+        return "\\unicode" + body, i
+    if name in _STYLED_COMMANDS:
+        settings = options + (arguments if name in _WITHOUT_BODY else arguments[:-1])
+        if all(_PLAIN_ARGUMENT.match(setting) for setting in settings):
+            return written if body == "{" + arguments[-1] + "}" or not body else (
+                written[: len(written) - len(arguments[-1]) - 2] + body), i
+        problems.append(f"\\{name} with a style")
+        return body, i
+    problems.append(f"\\{name}")
+    return body, i
+
+
+def _argument(tex: str, i: int, opening: str) -> tuple[str, int] | None:
+    """The argument at `i` (after spaces and comments): ({…} or […] content, end), a single
+    token for a mandatory one, or None."""
+    while i < len(tex):
+        if tex[i] in " \t\r\n":
+            i += 1
+        elif tex[i] == "%":  # a TeX comment runs to the end of the line
+            end = tex.find("\n", i)
+            i = len(tex) if end < 0 else end + 1
+        else:
+            break
+    if i >= len(tex):
+        return None
+    closing = "}" if opening == "{" else "]"
+    if tex[i] != opening:
+        if opening == "[" or tex[i] in "}]":
+            return None
+        if tex[i] == "\\":  # a control sequence as the argument
+            j = i + 1
+            while j < len(tex) and tex[j].isascii() and tex[j].isalpha():
+                j += 1
+            j = max(j, i + 2)
+            return tex[i:j], j
+        return tex[i], i + 1
+    depth = 0
+    j = i
+    while j < len(tex):
+        char = tex[j]
+        if char == "\\":
+            j += 2
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0 and opening == "{":
+                return tex[i + 1:j], j + 1
+        elif char == closing and depth == 0:
+            return tex[i + 1:j], j + 1
+        j += 1
+    return None
