@@ -10,10 +10,8 @@ import functools
 import hashlib
 import html
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deckgen import code_fingerprint
+from deckgen.atomic import JOURNAL_NAME, Staging, finish_pending, write_atomic
 from deckgen.config import Settings
 from deckgen.ids import (
     REMOVED_TAG,
@@ -209,7 +208,9 @@ def model_hash(model) -> str:  # noqa: ANN001 - genanki.Model
 
 
 def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Settings) -> list[Path]:
-    """One package per section and one with every section; then the lock file."""
+    """One package per section and one with every section, then the lock file: all written
+    first under temporary names, then moved into place together (deckgen.atomic), so a build
+    that fails on the way changes none of them."""
     from deckgen.package import NoteRecord, NoteType, PackageJob, write_packages
 
     types = {k: NoteType(m, settled.lock.note_types[k].mod) for k, m in models.items()}
@@ -220,18 +221,20 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict, settings: Se
     jobs: list[PackageJob] = []
     everything: list[NoteRecord] = []
     all_media: dict[str, MediaFile] = {}
+    names = package_names(settings.root, list(by_section))
     for section, records in by_section.items():
         media = dict(sorted(plan.media.get(section, {}).items()))
-        jobs.append((settings.output / f"{package_name(section)}.apkg", records, list(media.values())))
+        jobs.append((settings.output / f"{names[section]}.apkg", records, list(media.values())))
         everything.extend(records)
         all_media.update(media)
-    combined = settings.output / f"{package_name(settings.root)}.apkg"
-    if combined not in [path for path, _, _ in jobs]:
-        jobs.append((combined, everything, [all_media[n] for n in sorted(all_media)]))
-    write_packages(jobs, types)
-    packages = [path for path, _, _ in jobs]
-    _write_atomic(settings.lock, settled.lock.dumps())
-    return packages
+    jobs.append((settings.output / f"{package_name(settings.root)}.apkg", everything,
+                 [all_media[n] for n in sorted(all_media)]))
+    with Staging(settings.cache_dir / JOURNAL_NAME) as staging:
+        staged = {path: staging.path(path) for path, _, _ in jobs}
+        write_packages(jobs, types, staged)
+        staging.write(settings.lock, settled.lock.dumps())
+        staging.commit()
+    return [path for path, _, _ in jobs]
 
 
 def package_name(name: str) -> str:
@@ -240,17 +243,21 @@ def package_name(name: str) -> str:
     return cleaned or "deck"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def package_names(root: str, sections: Sequence[str]) -> dict[str, str]:
+    """A file name (without .apkg) for each section's package, none equal to another's or to
+    the combined package's, whatever the sections are called: a clash is told apart by a
+    number (`AI_ML-2`), in the order the sections come. File systems that ignore case are
+    assumed, so names differing only in case clash too."""
+    taken = {package_name(root).casefold()}
+    names = {}
+    for section in sections:
+        base = package_name(section)
+        name, number = base, 2
+        while name.casefold() in taken:
+            name, number = f"{base}-{number}", number + 1
+        taken.add(name.casefold())
+        names[section] = name
+    return names
 
 
 # --- The whole build --------------------------------------------------------------------------------
@@ -262,6 +269,10 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     A rebuild whose inputs are byte-for-byte those of the last successful build does no work:
     its packages are already what this build would write.
     """
+    if write:
+        # A build stopped while moving its files into place left a journal: finish its moves
+        # first, so that no package is older than the lock.
+        finish_pending(settings.cache_dir / JOURNAL_NAME)
     fingerprint = input_fingerprint(settings)
     if write:
         previous = _load_previous(settings, fingerprint)
@@ -290,9 +301,30 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
             plan.sections.setdefault(note.section, SectionReport(note.section)).changes[note.change] += 1
     report.sections = list(plan.sections.values())
     report.events = _events(corpus.questions, plan.identities, lock, settled)
+    report.diagnostics = _sorted_unique(report.diagnostics + _renamed_packages(corpus, settled, settings))
     report.packages = write_outputs(settled, plan, models, settings)
     _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def _renamed_packages(corpus: Corpus, settled: Settlement, settings: Settings) -> list[Diagnostic]:
+    """A warning for each section whose package cannot bear its own name, at its first question."""
+    sections = list(dict.fromkeys(note.section for note in settled.notes))
+    names = package_names(settings.root, sections)
+    owners = {package_name(settings.root).casefold(): "every section"}
+    first = {}
+    for question in corpus.questions:
+        first.setdefault(question.section, question)
+    diagnostics = []
+    for section in sections:
+        wanted = package_name(section)
+        if names[section] != wanted and section in first:
+            owner = owners.get(wanted.casefold(), "another section")
+            diagnostics.append(Diagnostic(
+                first[section].path, first[section].line, WARNING,
+                f"section '{section}' is written to {names[section]}.apkg: {wanted}.apkg holds {owner}"))
+        owners.setdefault(names[section].casefold(), f"section '{section}'")
+    return diagnostics
 
 
 def _import_later_steps() -> None:
@@ -360,7 +392,10 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
                      for s in report.sections],
         "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],
     }
-    _write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
+    try:
+        write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
+    except OSError:
+        pass  # the packages are written: a next build that cannot tell costs only time
 
 
 def _events(questions: Sequence[Question], identities: Sequence[Identity], lock: Lock,
