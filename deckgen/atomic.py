@@ -90,7 +90,7 @@ class Staging:
             moves = [[str(t), str(s)] for t, s in self.staged.items()]
             write_atomic(self.journal, json.dumps(moves, ensure_ascii=False))
             _sync(self.journal)
-        self.moving = True
+            self.moving = True
         for target, temporary in self.staged.items():
             os.replace(temporary, target)
         for folder in {target.parent for target in self.staged}:

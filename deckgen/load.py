@@ -19,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from deckgen import check, code_fingerprint, parse
+from deckgen.atomic import write_atomic
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
 from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
 
@@ -206,10 +207,6 @@ class _FileCache:
         if key is None or self.folder is None:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as handle:
-                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.folder / f"{key}.pickle")
+            write_atomic(self.folder / f"{key}.pickle", pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass  # a cache that cannot be written only costs time
