@@ -4,6 +4,7 @@ Settings measured on the whole knowledge base: ../shared/docs/markdown-facts.md.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from markdown_it import MarkdownIt
@@ -13,6 +14,8 @@ from markdown_it.rules_inline import StateInline
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.texmath import texmath_plugin
+
+from deckgen.sanitize import TAGS, UNWRAPPED_TAGS
 
 Highlighter = Callable[[str, str, str], str]  # (code, language, attrs) -> HTML starting with <pre
 
@@ -52,6 +55,7 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     md.inline.ruler.at(
         "math_inline", _math_inline_outside_code(_rule(md.inline.ruler, "math_inline"))
     )
+    md.block.ruler.at("html_block", _html_block_of_card_tags(_rule(md.block.ruler, "html_block")))
     md.use(texmath_plugin, delimiters="brackets")
     for ruler, name, opener, closer in (
         (md.inline.ruler, "math_inline", "\\(", "\\)"),
@@ -100,6 +104,75 @@ class _LastOccurrence:
     def __call__(self, text: str) -> int:
         if text is not self.text:
             self.text, self.index = text, text.rfind(self.needle)
+        return self.index
+
+
+# A raw HTML block may start only at a tag a card can show (or at a comment); a line starting
+# with any other tag (`<style> 标签是…`, `<reasoning_process>`) is a paragraph whose tag the
+# renderer shows as text. CommonMark would start a block there that the sanitizer then removes,
+# and for `<script>`, `<style>`, `<textarea>` or an unclosed `<!--` the block runs to the end of
+# the file: everything after it would vanish from the card.
+_BLOCK_TAGS = TAGS | UNWRAPPED_TAGS
+_OPENING_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")
+# Blocks that run to a closing sequence rather than to a blank line: started only when it follows.
+_CLOSERS = (
+    ("<!--", re.compile(r"-->")),
+    ("<?", re.compile(r"\?>")),
+    ("<![CDATA[", re.compile(r"\]\]>")),
+    ("<!", re.compile(r">")),
+)
+_PRE = re.compile(r"<pre(?=[\s>]|$)", re.IGNORECASE)
+_PRE_CLOSER = re.compile(r"</pre>", re.IGNORECASE)
+
+
+def _html_block_of_card_tags(rule: BlockRule) -> BlockRule:
+    last_closers = {opener: _LastMatch(closer) for opener, closer in (*_CLOSERS, ("<pre", _PRE_CLOSER))}
+
+    def html_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+        position = state.bMarks[start] + state.tShift[start]
+        if not state.src.startswith("<", position):
+            return False
+        tag = _OPENING_TAG.match(state.src, position, state.eMarks[start])
+        if tag is not None and tag.group(1).lower() not in _BLOCK_TAGS:
+            return False
+        opener = "<pre" if tag is not None and _PRE.match(state.src, position) else None
+        if tag is None:
+            opener = next((o for o, _ in _CLOSERS if state.src.startswith(o, position)), None)
+        if opener is None:
+            return rule(state, start, end, silent)  # a block that ends at a blank line
+        # One that runs to its closing sequence: started only if the sequence closes it within
+        # its container (a glance at the file's last closer first keeps many unclosed ones cheap).
+        if last_closers[opener](state.src) < position:
+            return False
+        tokens, line = len(state.tokens), state.line
+        if not rule(state, start, end, False):
+            return False
+        closer = dict(_CLOSERS).get(opener, _PRE_CLOSER)
+        if silent or not closer.search(state.tokens[-1].content, len(opener)):
+            closed = silent and bool(closer.search(state.tokens[-1].content, len(opener)))
+            del state.tokens[tokens:]
+            state.line = line
+            return closed
+        return True
+
+    return html_block
+
+
+class _LastMatch:
+    """Where `pattern` last matches in a text, remembered for the text last asked about: one
+    scan per text, however many lines ask."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.text: str | None = None
+        self.index = -1
+
+    def __call__(self, text: str) -> int:
+        if text is not self.text:
+            self.index = -1
+            for match in self.pattern.finditer(text):
+                self.index = match.start()
+            self.text = text
         return self.index
 
 
