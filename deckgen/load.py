@@ -22,6 +22,7 @@ from deckgen import check, code_fingerprint, parse
 from deckgen.atomic import write_atomic
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
 from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
+from deckgen.workers import die_with
 
 # Fenced blocks that are text or a diagram, not code to quiz on or run.
 NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
@@ -113,7 +114,7 @@ def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, .
         lexer_for(language)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
-                             initargs=(allowed_roots, cache)) as pool:
+                             initargs=(allowed_roots, cache, os.getpid())) as pool:
         # largest files first, one at a time: both workers stay busy to the end
         order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][1]))
         futures = {i: pool.submit(_work, jobs[i]) for i in order}
@@ -133,8 +134,9 @@ def _load_and_remember(job: _Job, renderer: Renderer, cache: _FileCache) -> Load
 _worker: tuple[Renderer, _FileCache] | None = None
 
 
-def _start_worker(allowed_roots: tuple[Path, ...], cache: _FileCache) -> None:
+def _start_worker(allowed_roots: tuple[Path, ...], cache: _FileCache, build: int) -> None:
     global _worker
+    die_with(build)
     # A worker lives for one build and its rendering makes no garbage cycles worth collecting
     # (measured: the same peak memory at 4× the knowledge base): spare it the collector.
     gc.freeze()

@@ -24,6 +24,7 @@ from genanki.apkg_col import APKG_COL
 from genanki.apkg_schema import APKG_SCHEMA
 
 from deckgen.model import MediaFile
+from deckgen.workers import die_with
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -78,7 +79,8 @@ def write_packages(jobs: Sequence[PackageJob], note_types: dict[str, NoteType],
     try:
         context = multiprocessing.get_context("fork")
         largest_first = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
-        with ProcessPoolExecutor(min(2, os.cpu_count() or 1), mp_context=context) as pool:
+        with ProcessPoolExecutor(min(2, os.cpu_count() or 1), mp_context=context,
+                                 initializer=die_with, initargs=(os.getpid(),)) as pool:
             list(pool.map(_write_pending, largest_first))
     finally:
         _pending = None

@@ -268,3 +268,54 @@ def test_a_valid_lock_round_trips_and_missing_fields_with_defaults_are_filled(tm
     assert (lock.notes["k"].mod, lock.notes["k"].note_type) == (0, "qa")
     with pytest.raises(LockError, match="restore it from git"):
         Lock.parse("{", tmp_path / "deckgen.lock")
+
+
+# --- Worker processes die with the build --------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_worker_survives_kill_9_of_the_build(tmp_path):  # noqa: ANN001
+    import signal
+    import time
+
+    question = "## 【{n}】问题{i}？\n\n答案 $x_{i}^2$ 与 **粗体**。\n\n```python\nprint({i})\n```\n\n" + "文字" * 200 + "\n\n"
+    sections = [(f"节{s}", [question.replace("{i}", str(s * 10 + i)) for i in range(10)]) for s in range(40)]
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "a.md").write_text(article(*sections) * 4, encoding="utf-8")
+    build_process = subprocess.Popen([sys.executable, "-m", "deckgen", "build", "source", "--no-run"],
+                                     cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and build_process.poll() is None and time.monotonic() < deadline:
+        workers = _children(build_process.pid)
+        time.sleep(0.02)
+    assert len(workers) >= 2, "the build ended before its workers were seen"
+    build_process.send_signal(signal.SIGKILL)
+    build_process.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [w for w in workers if _alive(w)]
+    for pid in survivors:  # (so that a failing run leaves nothing behind either)
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
