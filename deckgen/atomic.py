@@ -9,10 +9,17 @@ written to a journal, and the next build finishes the moves it names (`finish_pe
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: builds at once are not kept apart
+    fcntl = None  # type: ignore[assignment]
 
 JOURNAL_NAME = "pending-moves.json"
 
@@ -86,17 +93,23 @@ class Staging:
         for target, temporary in self.staged.items():
             os.chmod(temporary, _mode_for(target))
             _sync(temporary)
-        if self.journal is not None and len(self.staged) > 1:
+        if self.journal is None or len(self.staged) < 2:
+            self._move()
+            return
+        with _exclusive(self.journal):  # another build's moves are finished before ours begin
+            _finish(self.journal)
             moves = [[str(t), str(s)] for t, s in self.staged.items()]
             write_atomic(self.journal, json.dumps(moves, ensure_ascii=False))
-            _sync(self.journal)
+            _sync(self.journal.parent)
             self.moving = True
+            self._move()
+            self.journal.unlink()
+
+    def _move(self) -> None:
         for target, temporary in self.staged.items():
             os.replace(temporary, target)
         for folder in {target.parent for target in self.staged}:
             _sync(folder)
-        if self.journal is not None and self.journal.exists():
-            self.journal.unlink()
 
     def discard(self) -> None:
         for temporary in self.staged.values():
@@ -108,6 +121,13 @@ class Staging:
 
 def finish_pending(journal: Path) -> list[Path]:
     """Finish the moves of a build that stopped in the middle of them; the targets moved."""
+    if not journal.exists():
+        return []
+    with _exclusive(journal):
+        return _finish(journal)
+
+
+def _finish(journal: Path) -> list[Path]:
     try:
         moves = json.loads(journal.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -121,3 +141,17 @@ def finish_pending(journal: Path) -> list[Path]:
             finished.append(Path(target))
     journal.unlink()
     return finished
+
+
+@contextlib.contextmanager
+def _exclusive(journal: Path) -> Iterator[None]:
+    """Held while a journal is written, its moves made and it is removed: builds running at
+    once take turns, so none finishes (or removes) the journal of moves another is making."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(journal.with_name(journal.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)

@@ -107,7 +107,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.remote_images += answer.remote_images
         report.cards += 1
         title = html_of.title
-        deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
+        deck = deck_name((settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join(question.deck))
         source = html.escape(source_label(question, settings.sources))
@@ -143,6 +143,14 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
                                           question.section, question.title))
     return plan
+
+
+def deck_name(parts: Sequence[str]) -> str:
+    """The Anki deck of a path of names. Anki splits a name at `::` and trims each part, so a
+    part's own colons must not touch a separator: folder `主题:` and file `:b` would give
+    `主题::::b`, a deck `主题::blank::b`. A part left empty is no level of its own."""
+    cleaned = (re.sub(":{2,}", ":", part).strip().strip(":").strip() for part in parts)
+    return "::".join(part for part in cleaned if part)
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -358,7 +366,7 @@ def input_fingerprint(settings: Settings) -> str:
     templates = settings.templates or default_templates_dir()
     for path in sorted(p for p in templates.rglob("*") if p.is_file()):
         digest.update(path.read_bytes())
-    if settings.lock.exists():
+    if settings.lock.is_file():
         digest.update(settings.lock.read_bytes())
     return digest.hexdigest()
 

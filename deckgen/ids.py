@@ -139,6 +139,8 @@ class Lock:
     def load(cls, path: Path) -> Lock:
         if not path.exists():
             return cls()
+        if not path.is_file():  # a named pipe would block the build
+            raise LockError(f"{path}: the lock is not a regular file")
         try:
             return cls.parse(path.read_text(encoding="utf-8"), path)
         except (OSError, UnicodeDecodeError) as exc:

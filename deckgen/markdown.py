@@ -4,6 +4,7 @@ Settings measured on the whole knowledge base: ../shared/docs/markdown-facts.md.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 
@@ -63,10 +64,29 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
         (md.block.ruler, "math_block_eqno", "\\[", "\\]"),
     ):
         _guard_texmath(ruler, name, opener, closer)
+    _guard_links(md)
     # texmath knows `\[…\]` only as a block of its own; mid-paragraph the escape rule would
     # eat the backslashes and leave "[…]".
     md.inline.ruler.before("escape", "math_inline_bracket", _bracket_display_inline)
     return md
+
+
+def _guard_links(md: MarkdownIt) -> None:
+    """The link and image rules, run only where a `]` follows: each `[` scans on for its `]`,
+    so text with many `[` and none after them would cost time quadratic in its length."""
+    ruler = md.inline.ruler
+    last_closer = _LastOccurrence("]")
+    for name, opener in (("link", "["), ("image", "![")):
+        index = ruler.__find__(name)
+
+        def guarded(state: StateInline, silent: bool, rule: InlineRule = ruler.__rules__[index].fn,
+                    opener: str = opener) -> bool:
+            if not state.src.startswith(opener, state.pos) or last_closer(state.src) < state.pos:
+                return False
+            return rule(state, silent)
+
+        ruler.__rules__[index].fn = guarded
+    ruler.__cache__ = None
 
 
 def _guard_texmath(ruler: Ruler, name: str, opener: str, closer: str) -> None:
@@ -91,6 +111,25 @@ def _guard_texmath(ruler: Ruler, name: str, opener: str, closer: str) -> None:
 
     ruler.__rules__[index].fn = guarded
     ruler.__cache__ = None
+
+
+class _NextOccurrence:
+    """Where `needle` next occurs in a text from a position on: the text is scanned once, so
+    many openers without a closer cost linear time, not a scan to the end each."""
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+        self.text: str | None = None
+        self.positions: list[int] = []
+
+    def __call__(self, text: str, start: int) -> int:
+        if text is not self.text:
+            self.text, self.positions = text, [m.start() for m in re.finditer(re.escape(self.needle), text)]
+        index = bisect.bisect_left(self.positions, start)
+        return self.positions[index] if index < len(self.positions) else -1
+
+
+_NEXT_BRACKET_CLOSER = _NextOccurrence("\\]")
 
 
 class _LastOccurrence:
@@ -235,7 +274,7 @@ def _bracket_display_inline(state: StateInline, silent: bool) -> bool:
     """`\\[…\\]` inside a paragraph: display math, as a `math_inline_double` token like `$$…$$`."""
     if not state.src.startswith("\\[", state.pos):
         return False
-    end = state.src.find("\\]", state.pos + 2)
+    end = _NEXT_BRACKET_CLOSER(state.src, state.pos + 2)
     if end <= state.pos + 2:
         return False
     if not silent:

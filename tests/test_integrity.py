@@ -319,3 +319,69 @@ def test_no_worker_survives_kill_9_of_the_build(tmp_path):  # noqa: ANN001
     for pid in survivors:  # (so that a failing run leaves nothing behind either)
         os.kill(pid, signal.SIGKILL)
     assert survivors == []
+
+
+# --- Inputs that would hang or explode -------------------------------------------------------------
+
+
+def _cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deckgen", "build", *args, "--no-run"], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_among_the_sources_is_skipped_not_waited_on(no_run_project):  # noqa: ANN001
+    project = no_run_project
+    os.mkfifo(project.root / "source" / "pipe.md")
+    done = _cli(project.root, "source")  # (a hang is a timeout here)
+    assert done.returncode == 0, done.stderr
+    assert "source/pipe.md:0: warning: not a regular file (a named pipe, socket or device): skipped" in done.stderr
+    assert "wrote build/三年面试五年模拟.apkg" in done.stdout
+    done = _cli(project.root, "source/pipe.md")  # named on the command line: an error
+    assert done.returncode == 1 and "source/pipe.md:0: error: not a regular file" in done.stderr
+
+
+def test_a_20_mb_one_line_file_is_refused_clearly_and_nothing_is_written(no_run_project):  # noqa: ANN001
+    project = no_run_project
+    build(project.settings)
+    before = snapshot(project)
+    line = "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) " * 320_000  # 20 MB
+    (project.root / "source" / "huge.md").write_text(f"# 巨大\n\n## 【一】长？\n\n{line}\n", encoding="utf-8")
+    done = _cli(project.root, "source")
+    assert done.returncode == 1
+    size = (project.root / "source" / "huge.md").stat().st_size
+    assert size > 19_900_000
+    assert (f"source/huge.md:0: error: cannot read: the file is {size / 1e6:.1f} MB; deckgen reads source "
+            "files of at most 2 MB: split it into several files") in done.stderr
+    assert snapshot(project) == before
+
+
+def test_empty_deck_name_parts_are_not_anki_blank_decks(tmp_path):  # noqa: ANN001
+    from deckgen.build import deck_name
+    from deckgen.config import Settings
+
+    folder = tmp_path / "kb" / "主题:"
+    folder.mkdir(parents=True)
+    (folder / ":b.md").write_text('<h1 id="1.问题">1.问题</h1>\n\n答案。\n', encoding="utf-8")
+    settings = Settings(sources=(tmp_path / "kb",), output=tmp_path / "out", lock=tmp_path / "kb.lock",
+                        run_code=False)
+    build(settings)
+    (note,) = open_package(settings.output / f"{ROOT}.apkg", tmp_path)[0]
+    assert note["deck"] == f"{ROOT}::主题::b"
+    assert deck_name([ROOT, " : ", "a::b:", "c"]) == f"{ROOT}::a:b::c"
+
+
+def test_concurrent_builds_never_fail_spuriously(no_run_project):  # noqa: ANN001
+    """Pairs of builds of one project at once (the figure for 20 pairs is in the report of
+    issue 15; five here keep the suite quick)."""
+    project = no_run_project
+    for pair in range(5):
+        project.edit("其中 $w_i$ 是", f"其中 $w_i$ 是第{pair}版")
+        builds = [subprocess.Popen([sys.executable, "-m", "deckgen", "build", "source", "--no-run"],
+                                   cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for _ in range(2)]
+        for process in builds:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+    assert temporary_files(project.settings.output) == []
+    assert not (project.settings.cache_dir / atomic.JOURNAL_NAME).exists()
