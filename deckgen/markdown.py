@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.ruler import Ruler
@@ -38,6 +39,7 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     # CommonMark's 20 is reached by a list ten levels deep. 100 stays far from Python's
     # recursion limit; deeper input is reported by `check` as an error.
     md.options["maxNesting"] = 100
+    _limit_inline_nesting(md)
     md.enable("table")
     md.use(front_matter_plugin)
     md.use(
@@ -69,6 +71,25 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     # eat the backslashes and leave "[…]".
     md.inline.ruler.before("escape", "math_inline_bracket", _bracket_display_inline)
     return md
+
+
+# Inline, CommonMark's own limit: no emphasis or link is nested this deep in a real answer,
+# and each `[` left open tries links nested up to the limit (100 made that three times slower).
+INLINE_NESTING = 20
+
+
+def _limit_inline_nesting(md: MarkdownIt) -> None:
+    parse = md.inline.parse
+
+    def parse_inline(src: str, md: MarkdownIt, env: Any, tokens: list) -> Any:  # noqa: ANN401
+        block_nesting = md.options["maxNesting"]
+        md.options["maxNesting"] = min(INLINE_NESTING, block_nesting)
+        try:
+            return parse(src, md, env, tokens)
+        finally:
+            md.options["maxNesting"] = block_nesting
+
+    md.inline.parse = parse_inline  # type: ignore[method-assign]
 
 
 def _guard_links(md: MarkdownIt) -> None:
