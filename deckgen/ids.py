@@ -201,7 +201,23 @@ def _entry(entry_type: type, value: object, where: str) -> object:
                 raise _Invalid(f"{where} lacks its '{name}'")
             continue
         _check_value(hints[name], value[name], f"{where}.{name}")
+    if "note_type" in value:
+        _check_note_type(value, where)
     return entry_type(**value)
+
+
+def _check_note_type(value: dict, where: str) -> None:
+    """A note type this deckgen ships, and (a removed note's) as many fields as it has."""
+    from deckgen.notetypes import NOTE_TYPES
+
+    specs = {spec.key: spec for spec in NOTE_TYPES}
+    spec = specs.get(value["note_type"])
+    if spec is None:
+        raise _Invalid(f"{where}.note_type is {_shown(value['note_type'])}, not one of "
+                       f"{', '.join(_shown(k) for k in specs)}")
+    if "fields" in value and len(value["fields"]) != len(spec.fields):
+        raise _Invalid(f"{where}.fields has {len(value['fields'])} fields; a {spec.key} note has "
+                       f"{len(spec.fields)}")
 
 
 def _shown(value: object) -> str:
