@@ -11,10 +11,8 @@ import functools
 import hashlib
 import html
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deckgen import code_fingerprint
+from deckgen.atomic import JOURNAL_NAME, Staging, finish_pending, write_atomic
 from deckgen.config import Settings
 from deckgen.ids import (
     Identity,
@@ -143,7 +142,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.remote_images += answer.remote_images
         report.cards += 1
         title = html_of.title
-        deck = deck_name(settings.root, question.deck)
+        deck = deck_name((settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
         crumb = html.escape(" › ".join((*question.deck, *question.context)))
         where = source_label(question, settings.sources)
@@ -189,7 +188,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                 navigation=len(fields) - 1))
     for section, description in render_descriptions(corpus, settings.sources).items():
         diagnostics.extend(description.diagnostics)
-        plan.descriptions[deck_name(settings.root, (section,))] = description.html
+        plan.descriptions[deck_name((settings.root, section))] = description.html
     # Anki typesets math in every field a card shows: section names, file names, what an
     # example printed or raised. Answers and titles were cleaned already; this is the rest.
     plan.notes = [dataclasses.replace(note, fields=tuple(neutralize_tex(f) for f in note.fields))
@@ -197,9 +196,12 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     return plan
 
 
-def deck_name(root: str, path: Sequence[str]) -> str:
-    """The Anki deck of a deck path below the root; a '::' inside a name does not split it."""
-    return "::".join(part.replace("::", ":") for part in (root, *path))
+def deck_name(parts: Sequence[str]) -> str:
+    """The Anki deck of a path of names. Anki splits a name at `::` and trims each part, so a
+    part's own colons must not touch a separator: folder `主题:` and file `:b` would give
+    `主题::::b`, a deck `主题::blank::b`. A part left empty is no level of its own."""
+    cleaned = (re.sub(":{2,}", ":", part).strip().strip(":").strip() for part in parts)
+    return "::".join(part for part in cleaned if part)
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -259,7 +261,9 @@ def model_hash(model) -> str:  # noqa: ANN001 - genanki.Model
 
 def write_outputs(settled: Settlement, plan: Planned, models: dict,
                   settings: Settings) -> tuple[list[Path], list[Path]]:
-    """One package per section and one with every section; then the lock file.
+    """One package per section and one with every section, then the lock file: all written
+    first under temporary names, then moved into place together (deckgen.atomic), so a build
+    that fails on the way changes none of them.
 
     Returns every package, and those written: one whose content is what it was is left alone.
     """
@@ -273,20 +277,24 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict,
     jobs: list[PackageJob] = []
     everything: list[NoteRecord] = []
     all_media: dict[str, MediaFile] = {}
+    names = package_names(settings.root, list(by_section))
     for section, records in by_section.items():
         media = dict(sorted(plan.media.get(section, {}).items()))
-        jobs.append((settings.output / f"{package_name(section)}.apkg", records, list(media.values())))
+        jobs.append((settings.output / f"{names[section]}.apkg", records, list(media.values())))
         everything.extend(records)
         all_media.update(media)
-    combined = settings.output / f"{package_name(settings.root)}.apkg"
-    if combined not in [path for path, _, _ in jobs]:
-        jobs.append((combined, everything, [all_media[n] for n in sorted(all_media)]))
-    digests = {str(path): _package_digest(records, media, types, plan.descriptions) for path, records, media in jobs}
+    jobs.append((settings.output / f"{package_name(settings.root)}.apkg", everything,
+                 [all_media[n] for n in sorted(all_media)]))
+    digests = {str(path): _package_digest(records, media, types, plan.descriptions)
+               for path, records, media in jobs}
     known = _read_json(settings.cache_dir / "packages.json")
     changed = [job for job in jobs if known.get(str(job[0])) != digests[str(job[0])] or not job[0].is_file()]
-    write_packages(changed, types, plan.descriptions)
-    _write_atomic(settings.lock, settled.lock.dumps())
-    _write_atomic(settings.cache_dir / "packages.json", json.dumps(digests, ensure_ascii=False))
+    with Staging(settings.cache_dir / JOURNAL_NAME) as staging:
+        staged = {path: staging.path(path) for path, _, _ in changed}
+        write_packages(changed, types, staged, plan.descriptions)
+        staging.write(settings.lock, settled.lock.dumps())
+        staging.write(settings.cache_dir / "packages.json", json.dumps(digests, ensure_ascii=False))
+        staging.commit()
     return [path for path, _, _ in jobs], [path for path, _, _ in changed]
 
 
@@ -313,17 +321,21 @@ def package_name(name: str) -> str:
     return cleaned or "deck"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def package_names(root: str, sections: Sequence[str]) -> dict[str, str]:
+    """A file name (without .apkg) for each section's package, none equal to another's or to
+    the combined package's, whatever the sections are called: a clash is told apart by a
+    number (`AI_ML-2`), in the order the sections come. File systems that ignore case are
+    assumed, so names differing only in case clash too."""
+    taken = {package_name(root).casefold()}
+    names = {}
+    for section in sections:
+        base = package_name(section)
+        name, number = base, 2
+        while name.casefold() in taken:
+            name, number = f"{base}-{number}", number + 1
+        taken.add(name.casefold())
+        names[section] = name
+    return names
 
 
 # --- The whole build --------------------------------------------------------------------------------
@@ -335,6 +347,10 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     A rebuild whose inputs are byte-for-byte those of the last successful build does no work:
     its packages are already what this build would write.
     """
+    if write:
+        # A build stopped while moving its files into place left a journal: finish its moves
+        # first, so that no package is older than the lock.
+        finish_pending(settings.cache_dir / JOURNAL_NAME)
     fingerprint = input_fingerprint(settings)
     if write:
         previous = _load_previous(settings, fingerprint)
@@ -381,6 +397,7 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     report.sections = list(plan.sections.values())
     report.notes, report.lost = settled.notes, settled.lost
     report.first_build = not lock.notes and not lock.removed
+    report.diagnostics = _sorted_unique(report.diagnostics + _renamed_packages(corpus, settled, settings))
     if mode == "status":
         return report
     report.packages, report.written = write_outputs(settled, plan, models, settings)
@@ -404,6 +421,26 @@ def _clean_field(value: object) -> str:
     from deckgen.sanitize import clean
 
     return clean(value) if isinstance(value, str) else ""
+
+
+def _renamed_packages(corpus: Corpus, settled: Settlement, settings: Settings) -> list[Diagnostic]:
+    """A warning for each section whose package cannot bear its own name, at its first question."""
+    sections = list(dict.fromkeys(note.section for note in settled.notes))
+    names = package_names(settings.root, sections)
+    owners = {package_name(settings.root).casefold(): "every section"}
+    first = {}
+    for question in corpus.questions:
+        first.setdefault(question.section, question)
+    diagnostics = []
+    for section in sections:
+        wanted = package_name(section)
+        if names[section] != wanted and section in first:
+            owner = owners.get(wanted.casefold(), "another section")
+            diagnostics.append(Diagnostic(
+                first[section].path, first[section].line, WARNING,
+                f"section '{section}' is written to {names[section]}.apkg: {wanted}.apkg holds {owner}"))
+        owners.setdefault(names[section].casefold(), f"section '{section}'")
+    return diagnostics
 
 
 def _import_later_steps() -> None:
@@ -437,7 +474,7 @@ def input_fingerprint(settings: Settings) -> str:
     templates = settings.templates or default_templates_dir()
     for path in sorted(p for p in templates.rglob("*") if p.is_file()):
         digest.update(path.read_bytes())
-    if settings.lock.exists():
+    if settings.lock.is_file():
         digest.update(settings.lock.read_bytes())
     return digest.hexdigest()
 
@@ -474,7 +511,10 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
         "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],
         "failed": [[f.where, f.status, f.reason] for f in report.failed],
     }
-    _write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
+    try:
+        write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
+    except OSError:
+        pass  # the packages are written: a next build that cannot tell costs only time
 
 
 def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import replace
@@ -62,9 +63,9 @@ def _check_output(output: Path) -> None:
         raise UserError(f"output folder {output} is a file; choose a folder with -o/--output")
     try:
         output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".deckgen-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a probe of its own: builds running at once must not remove each other's
+        with tempfile.TemporaryFile(prefix=".deckgen-write-test-", dir=output):
+            pass
     except OSError as exc:
         raise UserError(
             f"cannot write to output folder {output}: {exc.strerror or exc}; "

@@ -11,12 +11,14 @@ import difflib
 import hashlib
 import json
 import re
+import types
+import typing
 import unicodedata
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Protocol
 
 from deckgen.model import WARNING, Diagnostic, Question
 
@@ -109,23 +111,49 @@ class Lock:
 
     @classmethod
     def parse(cls, text: str, origin: Path) -> Lock:
+        """The lock in `text`, every entry checked against its dataclass: a wrong type or an
+        impossible value is refused here, not met later as a traceback or a package Anki rejects."""
         try:
             data = json.loads(text)
-            return cls(
-                notes={k: LockedNote(**v) for k, v in data.get("notes", {}).items()},
-                removed={k: RemovedNote(**v) for k, v in data.get("removed", {}).items()},
-                note_types={k: LockedNoteType(**v) for k, v in data.get("note_types", {}).items()},
-            )
-        except (ValueError, TypeError, AttributeError) as exc:
+        except ValueError as exc:
+            raise _bad_lock(origin, f"not JSON: {exc}") from None
+        try:
+            return cls._from_json(data)
+        except _Invalid as exc:
+            raise _bad_lock(origin, str(exc)) from None
+        except _TooNew as exc:
             raise LockError(
-                f"{origin}: not a deckgen lock file ({exc}); restore it from git, or delete it to start "
-                "afresh (notes renamed since it was written would then be new notes)"
+                f"{origin}: written by a newer deckgen (lock version {exc}; this deckgen reads "
+                f"version {LOCK_VERSION}); upgrade deckgen (pip install -U deckgen) to build with it"
             ) from None
+
+    @classmethod
+    def _from_json(cls, data: object) -> Lock:
+        if not isinstance(data, dict):
+            raise _Invalid(f"the file holds {_json_type(data)}, not an object")
+        version = data.get("version", LOCK_VERSION)
+        if not _is_int(version) or version < 1:
+            raise _Invalid(f"'version' is {json.dumps(version)}, not a version number")
+        if version > LOCK_VERSION:
+            raise _TooNew(version)
+        unknown = sorted(set(data) - {"version", *_LOCK_TABLES})
+        if unknown:
+            raise _Invalid(f"unknown entry '{unknown[0]}'")
+        tables = {}
+        for name, entry_type in _LOCK_TABLES.items():
+            table = data.get(name, {})
+            if not isinstance(table, dict):
+                raise _Invalid(f"'{name}' is {_json_type(table)}, not an object")
+            tables[name] = {key: _entry(entry_type, value, f"{name}[{_shown(key)}]")
+                            for key, value in table.items()}
+        return cls(**tables)
 
     @classmethod
     def load(cls, path: Path) -> Lock:
         if not path.exists():
             return cls()
+        if not path.is_file():  # a named pipe would block the build
+            raise LockError(f"{path}: the lock is not a regular file")
         try:
             return cls.parse(path.read_text(encoding="utf-8"), path)
         except (OSError, UnicodeDecodeError) as exc:
@@ -144,6 +172,129 @@ class Lock:
 
 class LockError(Exception):
     """The lock file cannot be used; the message says how to recover."""
+
+
+# Anki keeps modification times as seconds in SQLite INTEGER columns and shows them as dates:
+# a time outside 1970 … 9999 is no time a build could have written.
+MAX_MOD = 253_402_300_799  # 9999-12-31 23:59:59 UTC
+# Checks beyond the type, by field name, for whichever lock entry has the field.
+_NON_EMPTY = frozenset({"guid", "note_type"})
+_RANGES = {"mod": (0, MAX_MOD)}
+_LOCK_TABLES = {"notes": LockedNote, "removed": RemovedNote, "note_types": LockedNoteType}
+
+
+class _Invalid(Exception):
+    """One problem of a lock file's content, described for one line of an error."""
+
+
+class _TooNew(Exception):
+    """The lock was written by a later lock version."""
+
+
+def _bad_lock(origin: Path, problem: str) -> LockError:
+    return LockError(
+        f"{origin}: not a deckgen lock file ({problem}); restore it from git, or delete it to "
+        "start afresh (notes renamed since it was written would then be new notes)"
+    )
+
+
+def _entry(entry_type: type, value: object, where: str) -> object:
+    """An entry of the lock as its dataclass, each field checked against its annotation, so
+    a field added to a lock entry is checked without code of its own."""
+    if not isinstance(value, dict):
+        raise _Invalid(f"{where} is {_json_type(value)}, not an object")
+    known = {f.name: f for f in fields(entry_type)}
+    hints = typing.get_type_hints(entry_type)
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise _Invalid(f"{where} has an unknown field '{unknown[0]}'")
+    for name, spec in known.items():
+        if name not in value:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise _Invalid(f"{where} lacks its '{name}'")
+            continue
+        _check_value(hints[name], value[name], f"{where}.{name}")
+    if "note_type" in value:
+        _check_note_type(value, where)
+    return entry_type(**value)
+
+
+def _check_note_type(value: dict, where: str) -> None:
+    """A note type this deckgen ships, and (a removed note's) as many fields as it has."""
+    from deckgen.notetypes import NOTE_TYPES
+
+    specs = {spec.key: spec for spec in NOTE_TYPES}
+    spec = specs.get(value["note_type"])
+    if spec is None:
+        raise _Invalid(f"{where}.note_type is {_shown(value['note_type'])}, not one of "
+                       f"{', '.join(_shown(k) for k in specs)}")
+    if "fields" in value and len(value["fields"]) != len(spec.fields):
+        raise _Invalid(f"{where}.fields has {len(value['fields'])} fields; a {spec.key} note has "
+                       f"{len(spec.fields)}")
+
+
+def _shown(value: object) -> str:
+    """A value as JSON on one line, shortened: for a message."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_value(hint: object, value: object, where: str) -> None:
+    shown = _shown(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Invalid(f"{where} is {shown}, not a string")
+        if not value and where.rsplit(".", 1)[-1] in _NON_EMPTY:
+            raise _Invalid(f"{where} is empty")
+    elif hint is int:
+        if not _is_int(value):
+            raise _Invalid(f"{where} is {shown}, not a whole number")
+        low, high = _RANGES.get(where.rsplit(".", 1)[-1], (-(1 << 63), (1 << 63) - 1))
+        if not low <= value <= high:
+            raise _Invalid(f"{where} is {shown}, outside {low} … {high}")
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise _Invalid(f"{where} is {shown}, not true or false")
+    elif hint is float:
+        if not (_is_int(value) or isinstance(value, float)):
+            raise _Invalid(f"{where} is {shown}, not a number")
+    elif typing.get_origin(hint) in (list, tuple):
+        if not isinstance(value, list):
+            raise _Invalid(f"{where} is {shown}, not a list")
+        (item,) = set(typing.get_args(hint)) - {Ellipsis} or {object}
+        for index, element in enumerate(value):
+            _check_value(item, element, f"{where}[{index}]")
+    elif typing.get_origin(hint) is dict:
+        if not isinstance(value, dict):
+            raise _Invalid(f"{where} is {shown}, not an object")
+        item = typing.get_args(hint)[1] if typing.get_args(hint) else object
+        for key, element in value.items():
+            _check_value(item, element, f"{where}[{_shown(key)}]")
+    elif typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return
+        problems = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                _check_value(option, value, where)
+                return
+            except _Invalid as exc:
+                problems.append(str(exc))
+        raise _Invalid(problems[0] if problems else f"{where} is {shown}")
+    elif hint is not object and isinstance(hint, type) and not isinstance(value, hint):
+        raise _Invalid(f"{where} is {shown}, not {hint.__name__}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "true or false", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def content_hash(*parts: object) -> str:

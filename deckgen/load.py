@@ -20,10 +20,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 from deckgen import check, code_fingerprint, datafile, parse
+from deckgen.atomic import write_atomic
 from deckgen.media import DEFAULT_MAX_IMAGE_MB
 from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
 from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
 from deckgen.sanitize import clean
+from deckgen.workers import die_with
 
 # Fenced blocks that are text or a diagram, not code to quiz on or run.
 NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
@@ -139,7 +141,7 @@ def _load_many(jobs: list[_Job], cache: _FileCache, allowed_roots: tuple[Path, .
         lexer_for(language)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
-                             initargs=(allowed_roots, max_image_bytes, cache)) as pool:
+                             initargs=(allowed_roots, max_image_bytes, cache, os.getpid())) as pool:
         # largest files first, one at a time: both workers stay busy to the end
         order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][1]))
         futures = {i: pool.submit(_work, jobs[i]) for i in order}
@@ -159,8 +161,10 @@ def _load_and_remember(job: _Job, renderer: Renderer, cache: _FileCache) -> Load
 _worker: tuple[Renderer, _FileCache] | None = None
 
 
-def _start_worker(allowed_roots: tuple[Path, ...], max_image_bytes: int, cache: _FileCache) -> None:
+def _start_worker(allowed_roots: tuple[Path, ...], max_image_bytes: int, cache: _FileCache,
+                  build: int) -> None:
     global _worker
+    die_with(build)
     # A worker lives for one build and its rendering makes no garbage cycles worth collecting
     # (measured: the same peak memory at 4× the knowledge base): spare it the collector.
     gc.freeze()
@@ -245,10 +249,7 @@ class _FileCache:
         try:
             text = json.dumps({"version": _CACHE_VERSION, "item": datafile.dump(item)},
                               ensure_ascii=False)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.folder / f"{key}.json")
+            write_atomic(self.folder / f"{key}.json", text)
         except (OSError, datafile.DataError):
             pass  # a cache that cannot be written only costs time
 

@@ -4,8 +4,11 @@ Settings measured on the whole knowledge base: ../shared/docs/markdown-facts.md.
 """
 from __future__ import annotations
 
+import bisect
+import re
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import isWhiteSpace
@@ -17,6 +20,8 @@ from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.texmath import texmath_plugin
+
+from deckgen.sanitize import TAGS, UNWRAPPED_TAGS
 
 Highlighter = Callable[[str, str, str], str]  # (code, language, attrs) -> HTML starting with <pre
 
@@ -38,6 +43,7 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     # CommonMark's 20 is reached by a list ten levels deep. 100 stays far from Python's
     # recursion limit; deeper input is reported by `check` as an error.
     md.options["maxNesting"] = 100
+    _limit_inline_nesting(md)
     md.enable("table")
     _cjk_friendly_emphasis(md)
     md.use(front_matter_plugin)
@@ -57,6 +63,7 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     md.inline.ruler.at(
         "math_inline", _math_inline_outside_code(_rule(md.inline.ruler, "math_inline"))
     )
+    md.block.ruler.at("html_block", _html_block_of_card_tags(_rule(md.block.ruler, "html_block")))
     md.use(texmath_plugin, delimiters="brackets")
     for ruler, name, opener, closer in (
         (md.inline.ruler, "math_inline", "\\(", "\\)"),
@@ -64,10 +71,48 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
         (md.block.ruler, "math_block_eqno", "\\[", "\\]"),
     ):
         _guard_texmath(ruler, name, opener, closer)
+    _guard_links(md)
     # texmath knows `\[…\]` only as a block of its own; mid-paragraph the escape rule would
     # eat the backslashes and leave "[…]".
     md.inline.ruler.before("escape", "math_inline_bracket", _bracket_display_inline)
     return md
+
+
+# Inline, CommonMark's own limit: no emphasis or link is nested this deep in a real answer,
+# and each `[` left open tries links nested up to the limit (100 made that three times slower).
+INLINE_NESTING = 20
+
+
+def _limit_inline_nesting(md: MarkdownIt) -> None:
+    parse = md.inline.parse
+
+    def parse_inline(src: str, md: MarkdownIt, env: Any, tokens: list) -> Any:  # noqa: ANN401
+        block_nesting = md.options["maxNesting"]
+        md.options["maxNesting"] = min(INLINE_NESTING, block_nesting)
+        try:
+            return parse(src, md, env, tokens)
+        finally:
+            md.options["maxNesting"] = block_nesting
+
+    md.inline.parse = parse_inline  # type: ignore[method-assign]
+
+
+def _guard_links(md: MarkdownIt) -> None:
+    """The link and image rules, run only where a `]` follows: each `[` scans on for its `]`,
+    so text with many `[` and none after them would cost time quadratic in its length."""
+    ruler = md.inline.ruler
+    last_closer = _LastOccurrence("]")
+    for name, opener in (("link", "["), ("image", "![")):
+        index = ruler.__find__(name)
+
+        def guarded(state: StateInline, silent: bool, rule: InlineRule = ruler.__rules__[index].fn,
+                    opener: str = opener) -> bool:
+            if not state.src.startswith(opener, state.pos) or last_closer(state.src) < state.pos:
+                return False
+            return rule(state, silent)
+
+        ruler.__rules__[index].fn = guarded
+    ruler.__cache__ = None
 
 
 def _guard_texmath(ruler: Ruler, name: str, opener: str, closer: str) -> None:
@@ -94,6 +139,25 @@ def _guard_texmath(ruler: Ruler, name: str, opener: str, closer: str) -> None:
     ruler.__cache__ = None
 
 
+class _NextOccurrence:
+    """Where `needle` next occurs in a text from a position on: the text is scanned once, so
+    many openers without a closer cost linear time, not a scan to the end each."""
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+        self.text: str | None = None
+        self.positions: list[int] = []
+
+    def __call__(self, text: str, start: int) -> int:
+        if text is not self.text:
+            self.text, self.positions = text, [m.start() for m in re.finditer(re.escape(self.needle), text)]
+        index = bisect.bisect_left(self.positions, start)
+        return self.positions[index] if index < len(self.positions) else -1
+
+
+_NEXT_BRACKET_CLOSER = _NextOccurrence("\\]")
+
+
 class _LastOccurrence:
     """Where `needle` last occurs in a text, remembered for the text last asked about."""
 
@@ -105,6 +169,75 @@ class _LastOccurrence:
     def __call__(self, text: str) -> int:
         if text is not self.text:
             self.text, self.index = text, text.rfind(self.needle)
+        return self.index
+
+
+# A raw HTML block may start only at a tag a card can show (or at a comment); a line starting
+# with any other tag (`<style> 标签是…`, `<reasoning_process>`) is a paragraph whose tag the
+# renderer shows as text. CommonMark would start a block there that the sanitizer then removes,
+# and for `<script>`, `<style>`, `<textarea>` or an unclosed `<!--` the block runs to the end of
+# the file: everything after it would vanish from the card.
+_BLOCK_TAGS = TAGS | UNWRAPPED_TAGS
+_OPENING_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")
+# Blocks that run to a closing sequence rather than to a blank line: started only when it follows.
+_CLOSERS = (
+    ("<!--", re.compile(r"-->")),
+    ("<?", re.compile(r"\?>")),
+    ("<![CDATA[", re.compile(r"\]\]>")),
+    ("<!", re.compile(r">")),
+)
+_PRE = re.compile(r"<pre(?=[\s>]|$)", re.IGNORECASE)
+_PRE_CLOSER = re.compile(r"</pre>", re.IGNORECASE)
+
+
+def _html_block_of_card_tags(rule: BlockRule) -> BlockRule:
+    last_closers = {opener: _LastMatch(closer) for opener, closer in (*_CLOSERS, ("<pre", _PRE_CLOSER))}
+
+    def html_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+        position = state.bMarks[start] + state.tShift[start]
+        if not state.src.startswith("<", position):
+            return False
+        tag = _OPENING_TAG.match(state.src, position, state.eMarks[start])
+        if tag is not None and tag.group(1).lower() not in _BLOCK_TAGS:
+            return False
+        opener = "<pre" if tag is not None and _PRE.match(state.src, position) else None
+        if tag is None:
+            opener = next((o for o, _ in _CLOSERS if state.src.startswith(o, position)), None)
+        if opener is None:
+            return rule(state, start, end, silent)  # a block that ends at a blank line
+        # One that runs to its closing sequence: started only if the sequence closes it within
+        # its container (a glance at the file's last closer first keeps many unclosed ones cheap).
+        if last_closers[opener](state.src) < position:
+            return False
+        tokens, line = len(state.tokens), state.line
+        if not rule(state, start, end, False):
+            return False
+        closer = dict(_CLOSERS).get(opener, _PRE_CLOSER)
+        if silent or not closer.search(state.tokens[-1].content, len(opener)):
+            closed = silent and bool(closer.search(state.tokens[-1].content, len(opener)))
+            del state.tokens[tokens:]
+            state.line = line
+            return closed
+        return True
+
+    return html_block
+
+
+class _LastMatch:
+    """Where `pattern` last matches in a text, remembered for the text last asked about: one
+    scan per text, however many lines ask."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.text: str | None = None
+        self.index = -1
+
+    def __call__(self, text: str) -> int:
+        if text is not self.text:
+            self.index = -1
+            for match in self.pattern.finditer(text):
+                self.index = match.start()
+            self.text = text
         return self.index
 
 
@@ -167,7 +300,7 @@ def _bracket_display_inline(state: StateInline, silent: bool) -> bool:
     """`\\[…\\]` inside a paragraph: display math, as a `math_inline_double` token like `$$…$$`."""
     if not state.src.startswith("\\[", state.pos):
         return False
-    end = state.src.find("\\]", state.pos + 2)
+    end = _NEXT_BRACKET_CLOSER(state.src, state.pos + 2)
     if end <= state.pos + 2:
         return False
     if not silent:

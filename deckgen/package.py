@@ -1,4 +1,4 @@
-"""Plain note records → .apkg files, written atomically and byte-for-byte reproducibly.
+"""Plain note records → .apkg files, written byte-for-byte reproducibly.
 
 genanki supplies the note types and the collection schema; the rows are ours because genanki
 stamps every note with the clock (Anki ignores an update whose time is not strictly newer, and a
@@ -25,6 +25,7 @@ from genanki.apkg_col import APKG_COL
 from genanki.apkg_schema import APKG_SCHEMA
 
 from deckgen.model import MediaFile
+from deckgen.workers import die_with
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -47,7 +48,7 @@ class NoteType:
 
 
 class PackageError(Exception):
-    """The package could not be written; the previous file, if any, is untouched."""
+    """The package could not be written."""
 
 
 def deck_id(name: str) -> int:
@@ -66,52 +67,45 @@ PARALLEL_NOTES = 2000
 
 
 def write_packages(jobs: Sequence[PackageJob], note_types: dict[str, NoteType],
-                   descriptions: Mapping[str, str] | None = None) -> None:
-    """Write several packages, each atomically; on Linux two at a time, in forked workers that
-    read the notes from the memory they share with this process instead of receiving copies.
+                   staged: dict[Path, Path], descriptions: Mapping[str, str] | None = None) -> None:
+    """Write several packages, each to the temporary file `staged` gives for its path (moving
+    them into place is the caller's, once all are written); on Linux two at a time, in forked
+    workers that read the notes from the memory they share with this process.
     `descriptions`: deck name → the HTML Anki shows on that deck's overview screen."""
     global _pending
     if sum(len(notes) for _, notes, _ in jobs) < PARALLEL_NOTES or sys.platform != "linux":
         for path, notes, media in jobs:
-            write_package(path, notes, note_types, media, descriptions)
+            write_package(path, notes, note_types, media, staged[path], descriptions)
         return
-    _pending = (list(jobs), note_types, descriptions)
+    _pending = (list(jobs), note_types, staged, descriptions)
     try:
         context = multiprocessing.get_context("fork")
         largest_first = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
-        with ProcessPoolExecutor(min(2, os.cpu_count() or 1), mp_context=context) as pool:
+        with ProcessPoolExecutor(min(2, os.cpu_count() or 1), mp_context=context,
+                                 initializer=die_with, initargs=(os.getpid(),)) as pool:
             list(pool.map(_write_pending, largest_first))
     finally:
         _pending = None
 
 
-_pending: tuple[list[PackageJob], dict[str, NoteType], Mapping[str, str] | None] | None = None
+_pending: tuple[list[PackageJob], dict[str, NoteType], dict[Path, Path], Mapping[str, str] | None] | None = None
 
 
 def _write_pending(index: int) -> None:
     assert _pending is not None
-    jobs, note_types, descriptions = _pending
+    jobs, note_types, staged, descriptions = _pending
     path, notes, media = jobs[index]
-    write_package(path, notes, note_types, media, descriptions)
+    write_package(path, notes, note_types, media, staged[path], descriptions)
 
 
-def write_package(
-    path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType], media: Sequence[MediaFile],
-    descriptions: Mapping[str, str] | None = None,
-) -> None:
-    """Write `path` atomically: a failure leaves whatever was there before."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_zip = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def write_package(path: Path, notes: Sequence[NoteRecord], note_types: dict[str, NoteType],
+                  media: Sequence[MediaFile], into: Path | None = None,
+                  descriptions: Mapping[str, str] | None = None) -> None:
+    """The package for `path`, written to `into` (default: `path` itself)."""
     try:
-        _write_zip(Path(tmp_zip), collection_bytes(notes, note_types, descriptions), media)
-        os.chmod(tmp_zip, 0o644)
-        os.replace(tmp_zip, path)
+        _write_zip(into or path, collection_bytes(notes, note_types, descriptions), media)
     except (OSError, sqlite3.Error) as exc:
         raise PackageError(f"{path}: cannot write the package: {exc}") from None
-    finally:
-        if os.path.exists(tmp_zip):
-            os.unlink(tmp_zip)
 
 
 def collection_bytes(notes: Sequence[NoteRecord], note_types: dict[str, NoteType],

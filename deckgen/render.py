@@ -35,7 +35,7 @@ from pygments.util import ClassNotFound
 from deckgen.markdown import fence_language, make_markdown
 from deckgen.media import DEFAULT_MAX_IMAGE_MB, MediaRefused, local_image
 from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question, RemoteImage
-from deckgen.sanitize import clean, removals, sanitize_tex, tex_problems, url_problem
+from deckgen.sanitize import TAGS, UNWRAPPED_TAGS, clean, removals, sanitize_tex, tex_problems, url_problem
 
 LIGHT_STYLE = "default"
 NIGHT_STYLE = "github-dark"
@@ -78,6 +78,8 @@ _SPACED_IMAGE = re.compile(
     r"""(?:[ \t]+("[^"\n]{0,1000}"|'[^'\n]{0,1000}'))?[ \t]*\)"""
 )
 _REFUSED = "\0"  # starts what _media_name gives for an image it refuses (no file name can)
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.\-]+")
+_TAG_START = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")
 _ENV_KEY = "deckgen"
 _PLACEHOLDER = re.compile("\ue000([0-9a-f]+):([0-9]+)\ue001")
 
@@ -352,6 +354,7 @@ class Renderer:
         return self._raw_html(token.content, _job(env), _line(token))
 
     def _raw_html(self, content: str, job: _Job, line: int) -> str:
+        content = _tags_as_text(content, job, line)
         if "<img" in content.lower():
             # Images first: one refused or missing is replaced whole, so is not reported twice.
             content = _IMG_TAG.sub(lambda match: self._raw_image(match.group(0), job, line), content)
@@ -519,6 +522,28 @@ def _unwrap_delimiters(tex: str) -> str:
 
 def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tags_as_text(content: str, job: _Job, line: int) -> str:
+    """Raw HTML with every tag a card cannot use shown as text: prose that mentions `<style>` or
+    `<reasoning_process>` keeps the tag and all that follows (the sanitizer would remove a
+    `<style>` with everything after it). Tags the sanitizer unwraps stay tags, for it to remove."""
+    shown: list[str] = []
+
+    def as_text(match: re.Match[str]) -> str:
+        name = match.group(2).lower()
+        if name in TAGS or name in UNWRAPPED_TAGS:
+            return match.group(0)
+        shown.append(name)
+        return "&lt;" + match.group(0)[1:]
+
+    content = _TAG_START.sub(as_text, content) if "<" in content else content
+    for name in dict.fromkeys(shown):
+        message = f"HTML shown as text: <{name}>"
+        # an opening and a closing tag, or a tag named twice on a line: one warning
+        if not any(d.message == message and d.line == job.first_line + line for d in job.diagnostics):
+            job.warn(line, message)
+    return content
 
 
 def _missing_image(alt: str, src: str) -> str:

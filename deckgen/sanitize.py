@@ -36,6 +36,18 @@ CONTENT_TAGS = frozenset(
         "textarea", "select", "frame", "frameset", "noembed", "noframes", "xmp", "svg", "math",
     }
 )  # fmt: skip
+# HTML elements outside the allow-list whose content is plain card text: the tag is removed (and
+# reported), what it holds stays. Any other tag outside TAGS (a content tag like `<style>`, or a
+# name that is no HTML, like `<reasoning_process>`) is prose that mentions a tag: the renderer
+# shows it as text.
+UNWRAPPED_TAGS = frozenset(
+    {
+        "abbr", "address", "article", "aside", "bdi", "bdo", "big", "caption", "center", "cite",
+        "col", "colgroup", "data", "dd", "dfn", "dl", "dt", "figcaption", "figure", "footer",
+        "header", "hgroup", "ins", "label", "legend", "main", "mark", "nav", "nobr", "q", "rp",
+        "rt", "ruby", "samp", "section", "small", "strike", "time", "tt", "var", "wbr",
+    }
+)  # fmt: skip
 ATTRIBUTES: dict[str, frozenset[str]] = {
     "a": frozenset({"href", "title"}),
     "img": frozenset({"src", "alt", "width", "height", "title", "align"}),

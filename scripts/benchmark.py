@@ -5,6 +5,8 @@
     python scripts/benchmark.py --scales 1 # just one size
     python scripts/benchmark.py --scales --corpus path/to/Interview-for-Algorithm-Engineer
     python scripts/benchmark.py --scales --rename 10000  # a rebuild after every title changed
+    python scripts/benchmark.py --long-lines   # one-line files: 20 MB (refused) and 2 MB ones
+    python scripts/benchmark.py --pairs 20     # 20 pairs of builds at once: failures, if any
 
 Each build runs as its own process (`python -m deckgen build … --no-run --offline`), so wall time includes
 start-up and imports, as a user sees it, and peak memory is that process's maximum resident size.
@@ -211,6 +213,64 @@ def measure(name: str, source: Path, repeat: int) -> None:
           f"unchanged {median(warm):5.2f} s {max(warm_mb):4.0f} MB peak", flush=True)
 
 
+# One-line files: (name, what the line repeats, its size in bytes). 20 MB is refused (above
+# parse.MAX_SOURCE_BYTES); the others sit just under that limit: plain text, the knowledge base's
+# mix, the densest markup found (a link every 7 characters), and `[` left open before one `]`.
+LONG_LINES = [
+    ("20 MB, one line", "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) ", 20_000_000),
+    ("2 MB plain", "中文文字，标点。 words ", 1_990_000),
+    ("2 MB mixed", "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) ", 1_990_000),
+    ("2 MB [a](b)", "[a](b) ", 1_990_000),
+    ("2 MB [a … ]", "[a ", 1_990_000),
+]
+
+
+def measure_long_lines(names: list[str]) -> None:
+    """Wall time and peak memory (the largest of the build and its workers) of one build of a
+    file that is a single line."""
+    for name, unit, size in LONG_LINES:
+        if names and not any(n in name for n in names):
+            continue
+        with tempfile.TemporaryDirectory(prefix="deckgen-long-") as tmp:
+            work = Path(tmp)
+            (work / "source").mkdir()
+            line = unit * (size // len(unit.encode())) + ("]" if unit == "[a " else "")
+            (work / "source" / "a.md").write_text(f"# 节\n\n## 【一】问题？\n\n{line}\n", encoding="utf-8")
+            probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+                     "code = subprocess.run(sys.argv[1:], capture_output=True).returncode; "
+                     "print(code, time.perf_counter() - t, "
+                     "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+            command = [sys.executable, "-c", probe, sys.executable, "-m", "deckgen", "build", "source", "--no-run"]
+            done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+            code, seconds, peak = done.stdout.split()
+            outcome = "built" if code == "0" else f"refused (exit {code})"
+            print(f"{name:<16} {(work / 'source' / 'a.md').stat().st_size / 1e6:>6.1f} MB | {outcome:<18} "
+                  f"{float(seconds):7.2f} s {float(peak):6.0f} MB peak (build and workers)", flush=True)
+
+
+def measure_concurrent_pairs(pairs: int) -> None:
+    """`pairs` times, two builds of one project at once, each after an edit: how many fail."""
+    with tempfile.TemporaryDirectory(prefix="deckgen-pairs-") as tmp:
+        work = Path(tmp)
+        make_corpus(work / "source", 1)
+        article = sorted((work / "source").rglob("*.md"))[0]
+        failures = []
+        started = time.perf_counter()
+        for pair in range(pairs):
+            article.write_text(article.read_text(encoding="utf-8") + f"\n编辑 {pair}。\n", encoding="utf-8")
+            builds = [subprocess.Popen([sys.executable, "-m", "deckgen", "build", "source", "--no-run"],
+                                       cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                      for _ in range(2)]
+            for process in builds:
+                _, err = process.communicate()
+                if process.returncode != 0:
+                    failures.append(err.decode("utf-8", "replace").strip())
+        print(f"{pairs} concurrent build pairs (synthetic 1×): {len(failures)} of {2 * pairs} builds failed "
+              f"in {time.perf_counter() - started:.0f} s", flush=True)
+        for failure in failures:
+            print("  ", failure.splitlines()[-1] if failure else "(no message)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
@@ -219,7 +279,17 @@ def main() -> None:
                         help="also a folder of your own, e.g. a checkout of the knowledge base")
     parser.add_argument("--rename", type=int, nargs="?", const=10_000, default=None,
                         help="also time a rebuild after renaming every question (default 10,000)")
+    parser.add_argument("--long-lines", nargs="*", metavar="NAME",
+                        help="instead: one-line files (all, or those whose name contains NAME)")
+    parser.add_argument("--pairs", type=int, metavar="N",
+                        help="instead: N pairs of builds of one project run at once; prints failures")
     args = parser.parse_args()
+    if args.long_lines is not None:
+        measure_long_lines(args.long_lines)
+        return
+    if args.pairs:
+        measure_concurrent_pairs(args.pairs)
+        return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; each build is one process "
           f"(median of {args.repeat}; peak memory: the largest of them)")
     for scale in args.scales:

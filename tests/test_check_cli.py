@@ -174,8 +174,11 @@ WARNINGS = {
         "image refused: ../../etc/passwd is outside the source folders",
     ),
     "HTML that will be removed": Problem(
-        GOOD + "\n<script>alert(1)</script>\n", "<script>alert(1)</script>", "warning",
-        "HTML removed: <script>",
+        GOOD + '\n<p onclick="alert(1)">点</p>\n', '<p onclick="alert(1)">点</p>', "warning",
+        "HTML removed: onclick attribute",
+    ),
+    "HTML shown as text": Problem(
+        GOOD + "\n注意 <style> 标签\n", "注意 <style> 标签", "warning", "HTML shown as text: <style>",
     ),
 }
 

@@ -78,15 +78,15 @@ def test_an_image_in_a_description_shows_its_alt_text_and_is_reported(
     assert not any(name.startswith("intro") for name in open_package(apkg, tmp_path)[2])
 
 
-def test_html_the_sanitizer_removes_from_a_description_is_reported_at_its_line(
+def test_html_a_card_cannot_use_in_a_description_is_reported_at_its_line(
     no_run_project: Project, tmp_path: Path
 ) -> None:
     _with_intro(no_run_project, "介绍。<script>alert(1)</script>\n", section="Python编程基础")
     report = build(no_run_project.settings, write=False)
     lines = no_run_project.article.read_text(encoding="utf-8").split("\n")
     line = next(n for n, text in enumerate(lines, start=1) if "<script>" in text)
-    removed = [(d.path, d.line, d.message) for d in report.diagnostics if "removed" in d.message]
-    assert removed == [(no_run_project.article, line, "HTML removed: <script>")]
+    shown = [(d.path, d.line, d.message) for d in report.diagnostics if "HTML" in d.message]
+    assert shown == [(no_run_project.article, line, "HTML shown as text: <script>")]
     # counted for the section it introduces, not for the question before it
     assert {s.name: s.warnings for s in report.sections} == {"深度学习基础": 0, "Python编程基础": 1}
 

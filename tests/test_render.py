@@ -261,7 +261,7 @@ def test_title_renders_inline_markdown() -> None:
     assert title == (
         '什么是 <span class="math">\\(x_i\\)</span> 与 <code>f()</code> 的 <strong>区别</strong>？'
     )
-    assert renderer.title(question("", title="a<script>x</script>b")).html == "ab"
+    assert renderer.title(question("", title="a<script>x</script>b")).html == "a&lt;script&gt;x&lt;/script&gt;b"
 
 
 # -- images --------------------------------------------------------------------------------
@@ -366,10 +366,37 @@ def test_base_dir_overrides_the_files_folder(notes: Path) -> None:
 # -- security ------------------------------------------------------------------------------
 
 
-def test_script_is_removed_and_reported_at_its_line() -> None:
+def test_script_is_shown_as_text_and_reported_at_its_line() -> None:
     out = render("第一段\n\n<script>alert(1)</script>\n\n后文", answer_line=10)
-    assert out.html.strip() == "<p>第一段</p>\n\n<p>后文</p>"
-    assert out.diagnostics == [Diagnostic(Path("/notes/q.md"), 12, WARNING, "HTML removed: <script>")]
+    assert out.html.strip() == "<p>第一段</p>\n<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n<p>后文</p>"
+    assert out.diagnostics == [Diagnostic(Path("/notes/q.md"), 12, WARNING, "HTML shown as text: <script>")]
+
+
+@pytest.mark.parametrize("tag", ["style", "textarea", "script", "svg", "math", "select", "xmp", "iframe"])
+@pytest.mark.parametrize("where", ["注意 <{tag}> 标签的用法：", "<{tag}> 标签的用法：", "<{tag}>"])
+def test_prose_that_mentions_a_tag_keeps_the_rest_of_the_answer(tag: str, where: str) -> None:
+    text = where.format(tag=tag) + "\n\n第二段 **粗体** 与 $x^2$。\n\n$$\nE = mc^2\n$$\n\n- 列表项\n\n<font color=red>红</font>"
+    out = render(text)
+    assert f"&lt;{tag}&gt;" in out.html
+    assert "<p>第二段 <strong>粗体</strong> 与 <span class=\"math\">\\(x^2\\)</span>。</p>" in out.html
+    assert "E = mc^2" in out.html and "<li>列表项</li>" in out.html and '<font color="red">红</font>' in out.html
+    assert [d.message for d in out.diagnostics] == [f"HTML shown as text: <{tag}>"]
+
+
+@pytest.mark.parametrize("opener", ["<!--", "<pre>", "<?php", "<![CDATA["])
+def test_an_unclosed_comment_or_pre_does_not_swallow_what_follows(opener: str) -> None:
+    out = render(f"{opener} 开头\n\n后文 **粗体**\n\n## 不是标题")
+    assert "<strong>粗体</strong>" in out.html
+
+
+def test_allowed_raw_html_and_closed_comments_stay_html() -> None:
+    out = render('<div align="center">\n<img src="https://e.com/a.png" width="50%">\n</div>\n\n'
+                 "<!-- 注释 -->\n\n<pre>\na  b\n</pre>\n\n<small>小字</small>\n\n后文")
+    assert out.html.strip() == (
+        '<div align="center">\n<img src="https://e.com/a.png" width="50%">\n</div>\n\n'
+        "<pre>a  b\n</pre>\n<p>小字</p>\n<p>后文</p>"
+    )
+    assert [d.message for d in out.diagnostics] == ["HTML removed: <small>"]
 
 
 def test_event_handlers_and_javascript_urls_are_removed_and_reported() -> None:
@@ -380,14 +407,15 @@ def test_event_handlers_and_javascript_urls_are_removed_and_reported() -> None:
         answer_line=5,
     )
     assert out.html.strip() == (
-        '<p>a <img src="https://e.com/a.png">\nb <a rel="noopener noreferrer">j</a>\nc  </p>'
+        '<p>a <img src="https://e.com/a.png">\nb <a rel="noopener noreferrer">j</a>\n'
+        'c &lt;iframe src="https://e.com"&gt;&lt;/iframe&gt; &lt;object data=\'x\'&gt;&lt;/object&gt;</p>'
     )
     assert [(d.line, d.message) for d in out.diagnostics] == [
         (5, "HTML removed: onerror attribute"),
         (6, "HTML removed: javascript: URL"),
         (6, "HTML removed: onclick attribute"),
-        (7, "HTML removed: <iframe>"),
-        (7, "HTML removed: <object>"),
+        (7, "HTML shown as text: <iframe>"),
+        (7, "HTML shown as text: <object>"),
     ]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,12 +10,19 @@ from deckgen.model import ERROR, WARNING, Diagnostic
 
 _README = "readme.md"
 _SKIPPED_DIRS = {"build"}
+_NOT_A_FILE = "not a regular file (a named pipe, socket or device): skipped"
+
+# Rendering costs up to ~20 s and ~200 MB per MB of the densest Markdown (a link or a formula
+# every few characters; scripts/benchmark.py): past this size a file is refused, not worked on
+# for minutes. The largest file of the knowledge base is 160 KB.
+MAX_SOURCE_BYTES = 2_000_000
 
 
 def read_source(path: Path) -> tuple[str | None, list[Diagnostic]]:
-    """The text of a source file: UTF-8, BOM stripped, line endings LF, tabs kept."""
+    """The text of a source file: UTF-8, BOM stripped, line endings LF, tabs kept. Only a
+    regular file of at most MAX_SOURCE_BYTES is read (a named pipe would block the build)."""
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular(Path(path))
     except OSError as exc:
         return None, [Diagnostic(path, 0, ERROR, f"cannot read: {exc.strerror or exc}")]
     try:
@@ -24,6 +32,27 @@ def read_source(path: Path) -> tuple[str | None, list[Diagnostic]]:
         message = f"not UTF-8: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}"
         return None, [Diagnostic(path, line, ERROR, message)]
     return normalize_text(text), []
+
+
+def _read_regular(path: Path) -> bytes:
+    # O_NONBLOCK: opening a named pipe would wait for a writer; it is refused instead.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file (a named pipe or a device): only files are read")
+        if info.st_size > MAX_SOURCE_BYTES:
+            raise OSError(0, f"the file is {info.st_size / 1e6:.1f} MB; deckgen reads source files "
+                             f"of at most {MAX_SOURCE_BYTES / 1e6:g} MB: split it into several files")
+        return handle.read(MAX_SOURCE_BYTES + 1)
+
+
+def is_regular_file(path: Path) -> bool:
+    """A regular file (or a link to one): not a folder, named pipe, socket or device."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def normalize_text(text: str) -> str:
@@ -50,14 +79,19 @@ def discover(paths: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[Diagn
 
     for given in paths:
         path = Path(given)
-        if path.is_file():
-            add(path.parent, path)
-        elif path.is_dir():
+        if path.is_dir():
             files = sorted(_markdown_files(path))
             if not files:
                 diagnostics.append(Diagnostic(path, 0, WARNING, "no Markdown files found here"))
             for file in files:
-                add(path, file)
+                if is_regular_file(file):
+                    add(path, file)
+                else:
+                    diagnostics.append(Diagnostic(file, 0, WARNING, _NOT_A_FILE))
+        elif is_regular_file(path):
+            add(path.parent, path)
+        elif path.exists():
+            diagnostics.append(Diagnostic(path, 0, ERROR, _NOT_A_FILE))
         else:
             diagnostics.append(Diagnostic(path, 0, ERROR, "no such file or folder"))
     return found, diagnostics
