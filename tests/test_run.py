@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deckgen import run as run_module
+from deckgen import sandbox
 from deckgen.run import (
     FAILED,
     RAN,
@@ -22,11 +22,10 @@ from deckgen.run import (
     TIMED_OUT,
     CodeRunner,
     RunResult,
-    filesystem_isolated,
-    network_isolated,
     outputs_match,
     trim_output,
 )
+from deckgen.sandbox import filesystem_isolated, network_isolated
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +59,7 @@ def spawns(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         started.append(command)
         return real_popen(command, *args, **kwargs)
 
-    monkeypatch.setattr(run_module.subprocess, "Popen", counting_popen)
+    monkeypatch.setattr(sandbox.subprocess, "Popen", counting_popen)
     return started
 
 
@@ -377,7 +376,7 @@ def test_the_bootstrap_isolates_a_user_that_is_not_root() -> None:
                 "open('inside.txt', 'w').write('mine')\nprint(open('inside.txt').read())\n"
                 "try:\n    open('../outside.txt', 'w')\n"
                 "except OSError as error:\n    print(error.strerror)\n")
-        command = [str(system_python), "-I", "-c", run_module._BOOTSTRAP, "5", str(256 << 20),
+        command = [str(system_python), "-I", "-c", sandbox._BOOTSTRAP, "5", str(256 << 20),
                    str(1 << 20), str(system_python), "-I", "-c", code]
         done = subprocess.run(command, cwd=home, user=nobody.pw_uid, group=nobody.pw_gid,
                               extra_groups=[], env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
