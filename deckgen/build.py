@@ -6,6 +6,7 @@ BuildReport that comes out. Nothing is written unless every step succeeded.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import html
@@ -50,6 +51,7 @@ class SectionReport:
     remote_images: int = 0
     warnings: int = 0
     changes: Counter = field(default_factory=Counter)  # added / updated / renamed / removed / unchanged
+    code_dropped: Counter = field(default_factory=Counter)  # blocks kept off code notes, by reason
 
 
 @dataclass
@@ -84,8 +86,8 @@ class Planned:
 def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
-    from deckgen.load import quiz_blocks
-    from deckgen.run import CodeRunner
+    from deckgen.quiz import NOTHING, distinct_labels
+    from deckgen.run import Cell, CodeRunner
 
     questions = corpus.questions
     identities, diagnostics = resolve_identities(questions, lock)
@@ -95,11 +97,14 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         memory_mb=settings.memory_mb,
         enabled=settings.run_code,
     )
-    quizzed = [quiz_blocks(q) for q in questions]
-    results = iter(runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks]))
+    # A question's blocks run as one notebook: in order, in one folder (deckgen.run).
+    notebooks = [[Cell(c.block.code, c.block.language, c.block.line) for c in html_of.code]
+                 for html_of in rendered]
+    results_of = iter(runner.run_notebooks(notebooks))
 
     plan = Planned([], {}, identities, diagnostics, {})
-    for question, identity, blocks, html_of in zip(questions, identities, quizzed, rendered):
+    code_notes: list[int] = []  # where in plan.notes, for the first fields made unique at the end
+    for question, identity, html_of in zip(questions, identities, rendered):
         report = plan.sections.setdefault(question.section, SectionReport(question.section))
         answer = html_of.answer
         diagnostics.extend(answer.diagnostics)
@@ -107,6 +112,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.images += len(answer.media)
         report.remote_images += answer.remote_images
         report.cards += 1
+        report.code_dropped.update(html_of.dropped)
         title = html_of.title
         deck = "::".join(part.replace("::", ":") for part in (settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
@@ -118,32 +124,134 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             identity.guid, deck, (title, answer.html, crumb, source), tags, question.section,
             question.title,
         ))
-        for index, (block, code_html) in enumerate(zip(blocks, html_of.code), start=1):
-            result = next(results)
+        cards, results = html_of.code, next(results_of)
+        labels = distinct_labels([c.front_code for c in cards])
+        numbered = _code_note_numbers(question)
+        for card, result, label in zip(cards, results, labels):
+            back = code_back(card, result)
+            if back is None:  # nothing to check oneself against: the Q&A card shows it
+                report.code_dropped[NOTHING] += 1
+                continue
+            if back.mismatch:
+                diagnostics.append(mismatch_diagnostic(question, card.block))
             report.code_notes[result.status] += 1
+            plan.media[question.section].update({m.name: m for m in card.media})
+            index = numbered[_block_position(question, card.block)]
             key = f"{identity.key}::code{index}"
             prior = previous_key(key, lock, identity.renamed_from, f"::code{index}")
             guid = _locked_guid(lock, prior) or guid_for_key(key)
-            check, mismatch = _output_check(block, result)
-            if mismatch:
-                diagnostics.append(mismatch_diagnostic(question, block))
             fields = (
-                title,
-                code_html,
-                html.escape(block.code, quote=False),
-                html.escape(block.language),
-                html.escape(result.output, quote=False),
+                f'{title}<span class="which"> · {html.escape(label, quote=False)}</span>',
+                card.front,
+                card.full if card.full != card.front else "",  # the comments the front left out
+                html.escape(card.block.language),
+                back.output,
                 result.status,
                 html.escape(result.reason, quote=False),
-                "" if result.exit_code is None else str(result.exit_code),
-                html.escape(block.claimed_output or "", quote=False),
-                check,
+                card.explanation,  # the ExitCode field carries the explanation (notetypes.py)
+                back.claimed,
+                back.check,
                 crumb,
-                f"{source.rsplit(':', 1)[0]}:{block.line}",
+                f"{source.rsplit(':', 1)[0]}:{card.block.line}",
             )
+            code_notes.append(len(plan.notes))
             plan.notes.append(PlannedNote(key, prior, "code", guid, deck, fields, tags,
                                           question.section, question.title))
+    _unique_first_fields(plan.notes, code_notes)
     return plan
+
+
+@dataclass(frozen=True)
+class CodeBack:
+    """What a code note's back shows besides the article's explanation."""
+
+    output: str  # HTML: what the code printed, an exception as its line with the traceback folded
+    claimed: str  # the article's output, escaped, when it is worth showing: not run, or different
+    check: str  # how the article's output compares with the real one ("" when it shows none)
+    mismatch: bool
+
+
+def code_back(card, result) -> CodeBack | None:  # noqa: ANN001 - CodeCard, RunResult
+    """The back of a code note, or None when it would answer nothing.
+
+    The article's claimed output is shown once: as the real output when they agree.
+    """
+    from deckgen.run import FAILED, RAN, outputs_match
+
+    output = _output_html(result.output, result.status == FAILED)
+    claimed, check, mismatch = "", "", False
+    written = card.block.claimed_output
+    if written is not None:
+        if result.status not in (RAN, FAILED):
+            claimed, check = html.escape(written, quote=False), "the article's output; not run here"
+        elif outputs_match(written, result.output):
+            check = "as the article shows"
+        else:
+            claimed, check, mismatch = (html.escape(written, quote=False),
+                                        "differs from the real output", True)
+    if not (card.explanation or card.comments or output or claimed):
+        return None
+    return CodeBack(output, claimed, check, mismatch)
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _output_html(output: str, failed: bool) -> str:
+    """The output as the card shows it; an exception is a result like any other: its line
+    stays in sight, the traceback above it folds away."""
+    if not output.strip():
+        return ""
+    start = output.find(_TRACEBACK) if failed else -1
+    if start < 0:
+        return f'<pre class="output">{html.escape(output, quote=False)}</pre>'
+    printed, trace = output[:start], output[start:].rstrip("\n").split("\n")
+    shown = printed + trace[-1] + "\n"
+    return (f'<pre class="output">{html.escape(shown, quote=False)}</pre>'
+            f'<details class="traceback"><summary>Traceback</summary>'
+            f'<pre>{html.escape(chr(10).join(trace[:-1]), quote=False)}</pre></details>')
+
+
+def _code_note_numbers(question: Question) -> dict[int, int]:
+    """Position of a block in the answer → the number in its note's key: its place among the
+    blocks that were code notes before notes were picked by content (#10), so a block keeps
+    the note (and GUID) it had. Identity by content is deckgen.ids' to decide."""
+    from deckgen.render import PLAIN_LANGUAGES
+
+    numbered, n = {}, 0
+    for position, block in enumerate(question.code_blocks):
+        if block.language not in PLAIN_LANGUAGES | {"mermaid"} and block.code.strip():
+            n += 1
+            numbered[position] = n
+        else:
+            numbered[position] = 0
+    return numbered
+
+
+def _block_position(question: Question, block: CodeBlock) -> int:
+    return next(i for i, b in enumerate(question.code_blocks) if b.line == block.line)
+
+
+def _unique_first_fields(notes: list[PlannedNote], indices: Sequence[int]) -> None:
+    """Anki's Find Duplicates pairs notes of a type by their first field (HTML stripped): a
+    label the note's code, then its deck, then a number set each code note's apart."""
+    def text(fields: tuple[str, ...]) -> str:
+        return html.unescape(re.sub(r"<[^>]*>", "", fields[0]))
+
+    seen = Counter(text(notes[i].fields) for i in indices)
+    for i in indices:
+        note = notes[i]
+        if seen[text(note.fields)] > 1:
+            first = note.fields[0].replace("</span>", f" · {note.fields[10]}</span>", 1)
+            notes[i] = dataclasses.replace(note, fields=(first, *note.fields[1:]))
+    taken: Counter = Counter()
+    for i in indices:
+        note = notes[i]
+        plain = text(note.fields)
+        taken[plain] += 1
+        if taken[plain] > 1:
+            first = note.fields[0].replace("</span>", f" ({taken[plain]})</span>", 1)
+            notes[i] = dataclasses.replace(note, fields=(first, *note.fields[1:]))
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -171,18 +279,6 @@ def mismatch_diagnostic(question: Question, block: CodeBlock) -> Diagnostic:
         question.path, block.claimed_output_line or block.line, WARNING,
         f"claimed output differs from what the code at line {block.line} really prints",
     )
-
-
-def _output_check(block: CodeBlock, result) -> tuple[str, bool]:  # noqa: ANN001 - RunResult
-    from deckgen.run import outputs_match
-
-    if block.claimed_output is None:
-        return "", False
-    if result.status not in ("ran", "failed"):
-        return "not checked: the code was not run", False
-    if outputs_match(block.claimed_output, result.output):
-        return "matches the real output", False
-    return "differs from the real output", True
 
 
 def _locked_guid(lock: Lock, key: str | None) -> str | None:
@@ -343,7 +439,8 @@ def _load_previous(settings: Settings, fingerprint: str) -> BuildReport | None:
         return None
     return BuildReport(
         sections=[SectionReport(s["name"], s["cards"], Counter(s["code_notes"]), s["images"],
-                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}))
+                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}),
+                                Counter(s.get("code_dropped", {})))
                   for s in data["sections"]],
         diagnostics=[Diagnostic(Path(d[0]), d[1], d[2], d[3]) for d in data["diagnostics"]],
         packages=packages,
@@ -356,6 +453,7 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
         "fingerprint": fingerprint,
         "packages": [str(p) for p in report.packages],
         "sections": [{"name": s.name, "cards": s.cards, "code_notes": dict(s.code_notes),
+                      "code_dropped": dict(s.code_dropped),
                       "images": s.images, "remote_images": s.remote_images, "warnings": s.warnings}
                      for s in report.sections],
         "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],

@@ -187,6 +187,9 @@ def _print_summary(report) -> None:  # noqa: ANN001 - BuildReport
             f"{code} code notes{f' ({statuses})' if statuses else ''}; "
             f"{s.images} images, {s.remote_images} remote; {s.warnings} warnings"
         )
+        if s.code_dropped:
+            dropped = ", ".join(f"{n} {k}" for k, n in sorted(s.code_dropped.items()))
+            click.echo(f"  code blocks left on the Q&A card only: {dropped}")
     for path in report.packages:
         click.echo(f"wrote {_shown(path)}")
 

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import pickle
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,23 +20,36 @@ from importlib.metadata import version
 from pathlib import Path
 
 from deckgen import check, code_fingerprint, parse
-from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
-from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
+from deckgen.model import CodeBlock, Corpus, Diagnostic, MediaFile, Question, SourceFile
+from deckgen.quiz import QuizBlock, pick_blocks
+from deckgen.render import Rendered, Renderer, lexer_for
 
-# Fenced blocks that are text or a diagram, not code to quiz on or run.
-NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
 # Below this much Markdown, starting worker processes costs more than it saves.
 PARALLEL_BYTES = 256 * 1024
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
+@dataclass
+class CodeCard:
+    """A code block that becomes a code note, as its card shows it."""
+
+    block: CodeBlock
+    front_code: str  # the code without its comments (deckgen.quiz), as text
+    front: str  # the same, highlighted
+    full: str  # the highlighted code as written, comments and all
+    explanation: str  # the article's explanation as sanitized HTML; "" when it has none
+    media: list[MediaFile]  # images the explanation shows
+    comments: bool  # whether the front left out comments that say something
 
 
 @dataclass
 class RenderedQuestion:
     title: str  # the question as HTML
     answer: Rendered
-    code: list[str]  # the highlighted HTML of each of quiz_blocks(question)
+    code: list[CodeCard]  # the blocks that become code notes
+    dropped: Counter  # the blocks that do not, by reason (deckgen.quiz)
 
 
 @dataclass
@@ -45,23 +59,31 @@ class LoadedFile:
     rendered: list[RenderedQuestion]  # one for each of source.questions
 
 
-def quiz_blocks(question: Question) -> list[CodeBlock]:
-    """The code blocks of an answer that become code notes: code, not shown output or prose."""
-    return [b for b in question.code_blocks if b.language not in NOT_CODE and b.code.strip()]
-
-
 def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
     """Read, lint, parse and render one source file."""
     parsed = parse.load_file(root, path, lint=check.lint_text)
     source = parsed.source
     rendered = []
     for question, tokens in zip(source.questions if source else (), parsed.answer_tokens):
+        picked, dropped = pick_blocks(question, tokens)  # before rendering, which takes the tokens
         answer = renderer.answer(question, tokens)
-        code = [renderer.code(b.code, b.language) for b in quiz_blocks(question)]
+        code = [_code_card(renderer, question, quiz) for quiz in picked]
         title = renderer.title(question)
         answer.diagnostics[:0] = title.diagnostics
-        rendered.append(RenderedQuestion(title.html, answer, code))
+        rendered.append(RenderedQuestion(title.html, answer, code, dropped))
     return LoadedFile(source, parsed.diagnostics, rendered)
+
+
+def _code_card(renderer: Renderer, question: Question, quiz: QuizBlock) -> CodeCard:
+    block = quiz.block
+    explanation = Rendered("", [], 0, [], 0)
+    if quiz.explanation:
+        # Its problems (math, images) are the answer's, reported once from there.
+        explanation = renderer.markdown(quiz.explanation, path=question.path,
+                                        first_line=question.answer_line + quiz.explanation_line)
+    full = renderer.code(block.code, block.language)
+    front = full if quiz.front_code == block.code else renderer.code(quiz.front_code, block.language)
+    return CodeCard(block, quiz.front_code, front, full, explanation.html.strip(), explanation.media, quiz.comments)
 
 
 def load_sources(
