@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +159,29 @@ def test_anki_finds_no_duplicate_code_notes(built, anki) -> None:  # noqa: ANN00
     # …and the browser's sort column tells the examples of one question apart
     firsts = [_text(n["Question"]) for n in anki.notes("deckgen Code")]
     assert len(set(firsts)) == len(firsts)
+
+
+def test_a_fresh_clone_builds_the_same_packages_and_leaves_the_lock_untouched(tmp_path: Path) -> None:
+    """The examples run with a fixed clock and seeds: `datetime.now()` no longer rewrites the
+    committed deckgen.lock on every new machine."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    environment = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    builds = []
+    for name in ("first", "second"):
+        clone = tmp_path / name
+        subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(REPO), str(clone)], check=True)
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", head], check=True)
+        done = subprocess.run([sys.executable, "-m", "deckgen", "build"], cwd=clone,
+                              capture_output=True, text=True, env=environment)
+        assert done.returncode == 0, done.stderr
+        status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"],
+                                capture_output=True, text=True, check=True).stdout
+        assert status == ""  # deckgen.lock byte-identical to the committed one
+        builds.append(clone / "build")
+    packages = sorted(p.name for p in builds[0].glob("*.apkg"))
+    assert packages and packages == sorted(p.name for p in builds[1].glob("*.apkg"))
+    for name in packages:
+        assert (builds[0] / name).read_bytes() == (builds[1] / name).read_bytes(), name
