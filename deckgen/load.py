@@ -21,7 +21,7 @@ from pathlib import Path
 
 from deckgen import check, code_fingerprint, parse
 from deckgen.model import CodeBlock, Corpus, Diagnostic, MediaFile, Question, SourceFile
-from deckgen.quiz import QuizBlock, pick_blocks
+from deckgen.quiz import QuizBlock, pick_blocks, without_comments
 from deckgen.render import Rendered, Renderer, lexer_for
 
 # Below this much Markdown, starting worker processes costs more than it saves.
@@ -81,9 +81,9 @@ def _code_card(renderer: Renderer, question: Question, quiz: QuizBlock) -> CodeC
         # Its problems (math, images) are the answer's, reported once from there.
         explanation = renderer.markdown(quiz.explanation, path=question.path,
                                         first_line=question.answer_line + quiz.explanation_line)
-    full = renderer.code(block.code, block.language)
-    front = full if quiz.front_code == block.code else renderer.code(quiz.front_code, block.language)
-    return CodeCard(block, quiz.front_code, front, full, explanation.html.strip(), explanation.media, quiz.comments)
+    full = renderer.code(block.code, block.language)  # highlighted once, for the answer too
+    front, front_code, comments = without_comments(full)
+    return CodeCard(block, front_code, front, full, explanation.html.strip(), explanation.media, comments)
 
 
 def load_sources(

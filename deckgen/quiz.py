@@ -12,6 +12,7 @@ program output, data, plain text and diagrams, syntax templates (`chmod [选项]
 """
 from __future__ import annotations
 
+import html
 import re
 import textwrap
 from collections import Counter
@@ -74,10 +75,8 @@ class QuizBlock:
     """A code block that becomes a code note, with what its front and back show."""
 
     block: CodeBlock
-    front_code: str  # the code as the front shows it: its comments taken off
     explanation: str  # the article's prose about the block, as Markdown ("" when it has none)
     explanation_line: int  # the answer line (0-based) the explanation starts at
-    comments: bool  # whether the front left out comments that say something
 
 
 def pick_blocks(question: Question, tokens: Sequence[Token] | None = None
@@ -101,8 +100,7 @@ def pick_blocks(question: Question, tokens: Sequence[Token] | None = None
             dropped[reason] += 1
             continue
         explanation, start = _explanation(tokens, index, lines) if index is not None else ("", 0)
-        front, comments = strip_comments(block.code, block.language)
-        kept.append(QuizBlock(block, front, explanation, start, comments))
+        kept.append(QuizBlock(block, explanation, start))
     return kept, dropped
 
 
@@ -112,37 +110,45 @@ def has_substance(text: str) -> bool:
     return len(rest) >= 2
 
 
-def strip_comments(code: str, language: str) -> tuple[str, bool]:
-    """The code without its comments, and whether any comment said something.
+# Pygments' classes for comments (Comment, .Single, .Multiline, .Hashbang, .Special); not cp/cpf,
+# Comment.Preproc(File): C's `#include <x>` is code.
+_COMMENT_SPAN = re.compile(r'<span class="(?:c|c1|cm|ch|cs)">([^<]*)</span>')
+_TRAILING_SPACE = re.compile(r'(?:<span class="w">[ \t]*</span>|[ \t])+$')
+_TAG = re.compile(r"<[^>]*>")
 
-    Pygments knows each language's comments (and that C's `#include` is not one). A line that
-    was only a comment goes; code before a trailing comment stays. Code that is nothing but
+
+def without_comments(code_html: str) -> tuple[str, str, bool]:
+    """Highlighted code (Pygments HTML) without its comments: (HTML, its text, whether any
+    comment said something).
+
+    Worked on the HTML the answer's highlighting already made, so no block is lexed twice:
+    Pygments puts each comment, line by line, in a span of its own class. A line that was
+    only a comment goes; code before a trailing comment stays. Code that is nothing but
     comments is kept whole: the comments are then the code.
     """
-    from pygments.token import Comment
-
-    from deckgen.render import lexer_for
-
-    lexer = lexer_for(language)
-    if lexer is None:
-        return code, False
-    kept: list[str] = []
     said = False
-    for kind, value in lexer.get_tokens(code):
-        if kind in Comment and kind not in Comment.Preproc and kind not in Comment.PreprocFile:
-            said = said or has_substance(value)
-            kept.append("\n" * value.count("\n"))
+    out: list[str] = []
+    changed = False
+    opening = ""  # `<pre …><code>` of a first line that was only a comment
+    for line in code_html.split("\n"):
+        comments = _COMMENT_SPAN.findall(line)
+        if not comments:
+            out.append(opening + line)
+            opening = ""
             continue
-        kept.append(value)
-    stripped = "".join(kept)
-    if stripped == code or not stripped.strip():
-        return code, False
-    out = []
-    for before, after in zip(code.split("\n"), stripped.split("\n")):
-        if after.strip() or not before.strip():
-            out.append(after.rstrip() if after != before else after)
-    text = "\n".join(out).strip("\n") + "\n"
-    return text, said
+        changed = True
+        said = said or any(has_substance(html.unescape(c)) for c in comments)
+        kept = _TRAILING_SPACE.sub("", _COMMENT_SPAN.sub("", line))
+        if _TAG.sub("", kept).strip():
+            out.append(opening + kept)
+            opening = ""
+        elif kept.endswith("<code>"):
+            opening = kept
+    front = "\n".join(out)
+    text = html.unescape(_TAG.sub("", front))
+    if not changed or not text.strip():
+        return code_html, html.unescape(_TAG.sub("", code_html)), False
+    return front, text, said
 
 
 def distinct_labels(codes: Sequence[str]) -> list[str]:
