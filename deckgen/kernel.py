@@ -33,6 +33,35 @@ CELLS_FILE = ".deckgen-cells.json"
 SCRIPT = "main.py"  # what tracebacks and __file__ call each block, as when it ran alone
 
 
+# What a block may print before the rest is only counted: twice what a card shows (run.py trims to
+# 4,000 characters), little enough that the statuses of a dozen chatty blocks still reach the
+# parent within the sandbox's capture.
+OUTPUT_BUDGET = 8_000
+
+
+class CappedOutput:
+    """stdout and stderr of a block: text past the budget is counted in lines, not written."""
+
+    def __init__(self, stream, shared: dict) -> None:  # noqa: ANN001
+        self._stream, self._shared = stream, shared
+
+    def write(self, text: str) -> int:
+        room = self._shared["room"]
+        part = text if len(text) <= room else text[:max(room, 0)]
+        if len(part) < len(text) and "\n" in part:
+            part = part[:part.rindex("\n") + 1]  # whole lines, so the count of the rest is exact
+        elif len(part) < len(text) and room < OUTPUT_BUDGET:
+            part = ""
+        if part:
+            self._stream.write(part)
+        self._shared["dropped"] += text[len(part):].count("\n")
+        self._shared["room"] = room - len(text) if len(part) == len(text) else 0
+        return len(text)
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - flush, fileno, encoding…: the stream's
+        return getattr(self._stream, name)
+
+
 class BlockTimeout(BaseException):
     """Raised in a block that ran out of time (BaseException: `except Exception` lets it by)."""
 
@@ -188,9 +217,13 @@ def main() -> None:
     fix_clock(epoch)
     seed_random()
     shared = new_main()
+    budget = {"room": OUTPUT_BUDGET, "dropped": 0}
+    sys.stdout, sys.stderr = CappedOutput(sys.stdout, budget), CappedOutput(sys.stderr, budget)
     for cell in cells:
+        budget.update(room=OUTPUT_BUDGET, dropped=0)
         module = shared if cell["continues"] else new_main()
         status = run_block(cell["code"], module, timeout)
+        status["dropped"] = budget["dropped"]
         if module is not shared:  # what it defined, for a later block that continues it
             shared.__dict__.update((k, v) for k, v in module.__dict__.items()
                                    if not k.startswith("__"))

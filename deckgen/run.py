@@ -210,12 +210,13 @@ class CodeRunner:
             else:
                 results.append(self._judge(outcome.returncode, output, _last_line(rest),
                                            cpu_seconds))
-            line = "the block before it stopped the run"
+            line = ("not shown: the blocks before it printed too much" if outcome.extra_lines
+                    else "the block before it stopped the run")
             results += [RunResult(SKIPPED, "", None, line)] * (count - len(results))
         return results
 
     def _block_result(self, text: str, status: dict) -> RunResult:
-        output = trim_output(text)
+        output = trim_output(text, int(status.get("dropped", 0)))
         kind = status.get("status")
         if kind == "ok":
             return RunResult(RAN, output, 0, "")

@@ -551,3 +551,10 @@ def test_the_same_code_prints_the_same_on_every_run(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     later = CodeRunner(timeout=5.0).run(CLOCK_AND_DICE, "python")
     assert later.output.splitlines()[0] == "2023-11-14 22:13:20"
+
+
+def test_a_chatty_block_does_not_hide_the_next_ones_output(runner: CodeRunner) -> None:
+    chatty, after = runner.run_notebook([Cell("for i in range(100000): print('spam' * 20)\n", "python"),
+                                         Cell("print('after')\n", "python")])
+    assert chatty.status == RAN and chatty.output.splitlines()[-1] == "… (99951 more lines)"  # 49 shown
+    assert after == RunResult(RAN, "after\n", 0, "")
