@@ -125,6 +125,9 @@ def test_every_code_note_answers_with_the_articles_explanation_or_a_real_output(
         assert _text(note["ExitCode"]).strip() or _text(note["Output"]).strip(), note["Question"]
         card = note.cards()[0].render_output()
         assert "文章的解释" in card.answer_text or "实际输出" in card.answer_text
+        # the front asks what fits: what it prints, or what it does when it prints nothing
+        ask = "输出什么" if note["Output"] or note["ClaimedOutput"] else "做什么"
+        assert ask in card.question_text and card.question_text.count('class="ask"') == 1
         assert "Traceback" not in card.answer_text or note["Status"] == "failed"
     skipped = [n for n in code if n["Status"] == "skipped"]
     assert skipped and all(not n["Output"] for n in skipped)  # no traceback, no exit code
