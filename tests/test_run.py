@@ -558,3 +558,13 @@ def test_a_chatty_block_does_not_hide_the_next_ones_output(runner: CodeRunner) -
                                          Cell("print('after')\n", "python")])
     assert chatty.status == RAN and chatty.output.splitlines()[-1] == "… (99951 more lines)"  # 49 shown
     assert after == RunResult(RAN, "after\n", 0, "")
+
+
+def test_numpy_is_seeded_when_a_block_imports_it(runner: CodeRunner) -> None:
+    """A stand-in numpy in the block's folder: the kernel seeds whatever `numpy` a block imports,
+    right after the import, without importing it for blocks that do not."""
+    fake = ("import os\nos.makedirs('numpy')\nopen('numpy/__init__.py', 'w').write(\n"
+            "    'class random:\\n    @staticmethod\\n    def seed(n): print(\"seeded with\", n)\\n')\n")
+    made, used = runner.run_notebook([Cell(fake, "python"), Cell("import numpy\nprint('imported')\n", "python")])
+    assert made.status == RAN
+    assert used.output == "seeded with 0\nimported\n"
