@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import pickle
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ class RenderedQuestion:
     title: str  # the question as HTML
     answer: Rendered
     code: list[CodeCard]  # the blocks that become code notes
-    dropped: Counter  # the blocks that do not, by reason (deckgen.quiz)
+    dropped: dict[str, int]  # the blocks that do not, by reason (deckgen.quiz)
 
 
 @dataclass
@@ -70,7 +69,7 @@ def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
         code = [_code_card(renderer, question, quiz) for quiz in picked]
         title = renderer.title(question)
         answer.diagnostics[:0] = title.diagnostics
-        rendered.append(RenderedQuestion(title.html, answer, code, dropped))
+        rendered.append(RenderedQuestion(title.html, answer, code, dict(dropped)))
     return LoadedFile(source, parsed.diagnostics, rendered)
 
 
