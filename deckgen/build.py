@@ -50,6 +50,7 @@ class SectionReport:
     warnings: int = 0
     changes: Counter = field(default_factory=Counter)  # of questions: added / updated / … / unchanged
     code_changes: Counter = field(default_factory=Counter)  # of code notes, likewise
+    code_dropped: Counter = field(default_factory=Counter)  # blocks kept off code notes, by reason
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,9 @@ def pack_media(corpus: Corpus, rendered: Sequence[RenderedQuestion], settings: S
 def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
-    from deckgen.load import quiz_blocks, render_descriptions
-    from deckgen.run import FAILED, TIMED_OUT, CodeRunner
+    from deckgen.load import render_descriptions
+    from deckgen.quiz import NOTHING, distinct_labels
+    from deckgen.run import FAILED, TIMED_OUT, Cell, CodeRunner
     from deckgen.sanitize import neutralize_tex, tex_problems
 
     questions = corpus.questions
@@ -124,16 +126,20 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         memory_mb=settings.memory_mb,
         enabled=settings.run_code,
     )
-    quizzed = [quiz_blocks(q) for q in questions]
-    ran = runner.run_many([(b.code, b.language) for blocks in quizzed for b in blocks])
-    results = iter(ran)
+    # A question's blocks run as one notebook: in order, in one folder (deckgen.run).
+    notebooks = [[Cell(c.block.code, c.block.language, c.block.line) for c in html_of.code]
+                 for html_of in rendered]
+    ran = runner.run_notebooks(notebooks)
+    results_of = iter(ran)
 
     plan = Planned([], {}, identities, diagnostics, {})
     warned_decks: set[tuple[str, ...]] = set()
-    if any(not r.cached and (r.status != "skipped" or r.exit_code is not None) for r in ran):
+    code_notes: list[int] = []  # where in plan.notes, for the first fields made unique at the end
+    if any(not r.cached and (r.status != "skipped" or r.exit_code is not None)
+           for results in ran for r in results):
         from deckgen import sandbox
         plan.sandbox = sandbox.describe()
-    for question, identity, blocks, html_of in zip(questions, identities, quizzed, rendered):
+    for question, identity, html_of in zip(questions, identities, rendered):
         report = plan.sections.setdefault(question.section, SectionReport(question.section))
         answer = html_of.answer
         diagnostics.extend(answer.diagnostics)
@@ -141,6 +147,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         report.images += len(answer.media)
         report.remote_images += answer.remote_images
         report.cards += 1
+        report.code_dropped.update(html_of.dropped)
         title = html_of.title
         deck = deck_name((settings.root, *question.deck))
         # Every field is HTML a card shows: text from headings and file names is escaped.
@@ -158,34 +165,44 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             (title, answer.html, crumb, source), tags, question.section, question.title,
             identity, where, navigation=3,
         ))
-        code_identities = resolver.code(identity, [block.code for block in blocks])
-        for block, code_html, code_identity in zip(blocks, html_of.code, code_identities):
-            result = next(results)
+        cards, results = html_of.code, next(results_of)
+        labels = distinct_labels([c.front_code for c in cards])
+        kept = []
+        for card, result, label in zip(cards, results, labels):
+            back = code_back(card, result)
+            if back is None:  # nothing to check oneself against: the Q&A card shows it
+                report.code_dropped[NOTHING] += 1
+            else:
+                kept.append((card, result, label, back))
+        code_identities = resolver.code(identity, [card.block.code for card, _, _, _ in kept])
+        for (card, result, label, back), code_identity in zip(kept, code_identities):
+            if back.mismatch:
+                diagnostics.append(mismatch_diagnostic(question, card.block))
             report.code_notes[result.status] += 1
-            code_where = f"{where.rsplit(':', 1)[0]}:{block.line}"
+            plan.media[question.section].update({m.name: m for m in card.media})
+            code_where = f"{where.rsplit(':', 1)[0]}:{card.block.line}"
             if result.status in (FAILED, TIMED_OUT):
                 plan.failed.append(FailedExample(code_where, result.status, result.reason))
-            check, mismatch = _output_check(block, result)
-            if mismatch:
-                diagnostics.append(mismatch_diagnostic(question, block))
             fields = (
-                title,
-                code_html,
-                html.escape(block.code, quote=False),
-                html.escape(block.language),
-                html.escape(result.output, quote=False),
+                f'{title}<span class="which"> · {html.escape(label, quote=False)}</span>',
+                card.front,
+                card.full if card.full != card.front else "",  # the comments the front left out
+                html.escape(card.block.language),
+                back.output,
                 result.status,
                 html.escape(result.reason, quote=False),
-                "" if result.exit_code is None else str(result.exit_code),
-                html.escape(block.claimed_output or "", quote=False),
-                check,
+                card.explanation,  # the ExitCode field carries the explanation (notetypes.py)
+                back.claimed,
+                back.check,
                 crumb,
-                f"{source.rsplit(':', 1)[0]}:{block.line}",
+                f"{source.rsplit(':', 1)[0]}:{card.block.line}",
             )
+            code_notes.append(len(plan.notes))
             plan.notes.append(PlannedNote(
                 code_identity.key, code_identity.previous, "code", code_identity.guid, deck, fields,
                 tags, question.section, question.title, code_identity, code_where,
                 navigation=len(fields) - 1))
+    _unique_first_fields(plan.notes, code_notes)
     for section, description in render_descriptions(corpus, settings.sources).items():
         diagnostics.extend(description.diagnostics)
         plan.descriptions[deck_name((settings.root, section))] = description.html
@@ -202,6 +219,79 @@ def deck_name(parts: Sequence[str]) -> str:
     `主题::::b`, a deck `主题::blank::b`. A part left empty is no level of its own."""
     cleaned = (re.sub(":{2,}", ":", part).strip().strip(":").strip() for part in parts)
     return "::".join(part for part in cleaned if part)
+
+
+@dataclass(frozen=True)
+class CodeBack:
+    """What a code note's back shows besides the article's explanation."""
+
+    output: str  # HTML: what the code printed, an exception as its line with the traceback folded
+    claimed: str  # the article's output, escaped, when it is worth showing: not run, or different
+    check: str  # how the article's output compares with the real one ("" when it shows none)
+    mismatch: bool
+
+
+def code_back(card, result) -> CodeBack | None:  # noqa: ANN001 - CodeCard, RunResult
+    """The back of a code note, or None when it would answer nothing.
+
+    The article's claimed output is shown once: as the real output when they agree.
+    """
+    from deckgen.run import FAILED, RAN, outputs_match
+
+    output = _output_html(result.output, result.status == FAILED)
+    claimed, check, mismatch = "", "", False
+    written = card.block.claimed_output
+    if written is not None:
+        if result.status not in (RAN, FAILED):
+            claimed, check = html.escape(written, quote=False), "the article's output; not run here"
+        elif outputs_match(written, result.output):
+            check = "as the article shows"
+        else:
+            claimed, check, mismatch = (html.escape(written, quote=False),
+                                        "differs from the real output", True)
+    if not (card.explanation or card.comments or output or claimed):
+        return None
+    return CodeBack(output, claimed, check, mismatch)
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _output_html(output: str, failed: bool) -> str:
+    """The output as the card shows it; an exception is a result like any other: its line
+    stays in sight, the traceback above it folds away."""
+    if not output.strip():
+        return ""
+    start = output.find(_TRACEBACK) if failed else -1
+    if start < 0:
+        return f'<pre class="output">{html.escape(output, quote=False)}</pre>'
+    printed, trace = output[:start], output[start:].rstrip("\n").split("\n")
+    shown = printed + trace[-1] + "\n"
+    return (f'<pre class="output">{html.escape(shown, quote=False)}</pre>'
+            f'<details class="traceback"><summary>Traceback</summary>'
+            f'<pre>{html.escape(chr(10).join(trace[:-1]), quote=False)}</pre></details>')
+
+
+def _unique_first_fields(notes: list[PlannedNote], indices: Sequence[int]) -> None:
+    """Anki's Find Duplicates pairs notes of a type by their first field (HTML stripped): a
+    label the note's code, then its deck, then a number set each code note's apart."""
+    def text(fields: tuple[str, ...]) -> str:
+        return html.unescape(re.sub(r"<[^>]*>", "", fields[0]))
+
+    seen = Counter(text(notes[i].fields) for i in indices)
+    for i in indices:
+        note = notes[i]
+        if seen[text(note.fields)] > 1:
+            first = note.fields[0].replace("</span>", f" · {note.fields[10]}</span>", 1)
+            notes[i] = dataclasses.replace(note, fields=(first, *note.fields[1:]))
+    taken: Counter = Counter()
+    for i in indices:
+        note = notes[i]
+        plain = text(note.fields)
+        taken[plain] += 1
+        if taken[plain] > 1:
+            first = note.fields[0].replace("</span>", f" ({taken[plain]})</span>", 1)
+            notes[i] = dataclasses.replace(note, fields=(first, *note.fields[1:]))
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
@@ -231,16 +321,6 @@ def mismatch_diagnostic(question: Question, block: CodeBlock) -> Diagnostic:
     )
 
 
-def _output_check(block: CodeBlock, result) -> tuple[str, bool]:  # noqa: ANN001 - RunResult
-    from deckgen.run import outputs_match
-
-    if block.claimed_output is None:
-        return "", False
-    if result.status not in ("ran", "failed"):
-        return "not checked: the code was not run", False
-    if outputs_match(block.claimed_output, result.output):
-        return "matches the real output", False
-    return "differs from the real output", True
 
 
 # --- Step 3: planned notes → packages and lock file ------------------------------------------------
@@ -492,7 +572,8 @@ def _load_previous(settings: Settings, fingerprint: str) -> BuildReport | None:
     return BuildReport(
         sections=[SectionReport(s["name"], s["cards"], Counter(s["code_notes"]), s["images"],
                                 s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}),
-                                Counter({"unchanged": sum(s["code_notes"].values())}))
+                                Counter({"unchanged": sum(s["code_notes"].values())}),
+                                Counter(s.get("code_dropped", {})))
                   for s in data["sections"]],
         failed=[FailedExample(*f) for f in data.get("failed", [])],
         diagnostics=[Diagnostic(Path(d[0]), d[1], d[2], d[3]) for d in data["diagnostics"]],
@@ -506,6 +587,7 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
         "fingerprint": fingerprint,
         "packages": [str(p) for p in report.packages],
         "sections": [{"name": s.name, "cards": s.cards, "code_notes": dict(s.code_notes),
+                      "code_dropped": dict(s.code_dropped),
                       "images": s.images, "remote_images": s.remote_images, "warnings": s.warnings}
                      for s in report.sections],
         "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],

@@ -22,25 +22,38 @@ from pathlib import Path
 from deckgen import check, code_fingerprint, datafile, parse
 from deckgen.atomic import write_atomic
 from deckgen.media import DEFAULT_MAX_IMAGE_MB
-from deckgen.model import CodeBlock, Corpus, Diagnostic, Question, SourceFile
-from deckgen.render import PLAIN_LANGUAGES, Rendered, Renderer, lexer_for
+from deckgen.model import CodeBlock, Corpus, Diagnostic, MediaFile, Question, SourceFile
+from deckgen.quiz import QuizBlock, pick_blocks, without_comments
+from deckgen.render import Rendered, Renderer, lexer_for
 from deckgen.sanitize import clean
 from deckgen.workers import die_with
 
-# Fenced blocks that are text or a diagram, not code to quiz on or run.
-NOT_CODE = PLAIN_LANGUAGES | {"mermaid"}
 # Below this much Markdown, starting worker processes costs more than it saves.
 PARALLEL_BYTES = 256 * 1024
-_CACHE_VERSION = 2  # 2: JSON instead of pickle
+_CACHE_VERSION = 3  # 2: JSON instead of pickle; 3: code cards (which blocks, their explanations)
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
+@dataclass
+class CodeCard:
+    """A code block that becomes a code note, as its card shows it."""
+
+    block: CodeBlock
+    front_code: str  # the code without its comments (deckgen.quiz), as text
+    front: str  # the same, highlighted
+    full: str  # the highlighted code as written, comments and all
+    explanation: str  # the article's explanation as sanitized HTML; "" when it has none
+    media: list[MediaFile]  # images the explanation shows
+    comments: bool  # whether the front left out comments that say something
 
 
 @dataclass
 class RenderedQuestion:
     title: str  # the question as HTML
     answer: Rendered
-    code: list[str]  # the highlighted HTML of each of quiz_blocks(question)
+    code: list[CodeCard]  # the blocks that become code notes
+    dropped: dict[str, int]  # the blocks that do not, by reason (deckgen.quiz)
 
 
 @dataclass
@@ -50,23 +63,31 @@ class LoadedFile:
     rendered: list[RenderedQuestion]  # one for each of source.questions
 
 
-def quiz_blocks(question: Question) -> list[CodeBlock]:
-    """The code blocks of an answer that become code notes: code, not shown output or prose."""
-    return [b for b in question.code_blocks if b.language not in NOT_CODE and b.code.strip()]
-
-
 def load_file(root: Path, path: Path, renderer: Renderer) -> LoadedFile:
     """Read, lint, parse and render one source file."""
     parsed = parse.load_file(root, path, lint=check.lint_text)
     source = parsed.source
     rendered = []
     for question, tokens in zip(source.questions if source else (), parsed.answer_tokens):
+        picked, dropped = pick_blocks(question, tokens)  # before rendering, which takes the tokens
         answer = renderer.answer(question, tokens)
-        code = [renderer.code(b.code, b.language) for b in quiz_blocks(question)]
+        code = [_code_card(renderer, question, quiz) for quiz in picked]
         title = renderer.title(question)
         answer.diagnostics[:0] = title.diagnostics
-        rendered.append(RenderedQuestion(title.html, answer, code))
+        rendered.append(RenderedQuestion(title.html, answer, code, dict(dropped)))
     return LoadedFile(source, parsed.diagnostics, rendered)
+
+
+def _code_card(renderer: Renderer, question: Question, quiz: QuizBlock) -> CodeCard:
+    block = quiz.block
+    explanation = Rendered("", [], 0, [], 0)
+    if quiz.explanation:
+        # Its problems (math, images) are the answer's, reported once from there.
+        explanation = renderer.markdown(quiz.explanation, path=question.path,
+                                        first_line=question.answer_line + quiz.explanation_line)
+    full = renderer.code(block.code, block.language)  # highlighted once, for the answer too
+    front, front_code, comments = without_comments(full)
+    return CodeCard(block, front_code, front, full, explanation.html.strip(), explanation.media, comments)
 
 
 def load_sources(

@@ -15,17 +15,18 @@ QA_MODEL_ID = 1_730_412_023
 CODE_MODEL_ID = 1_730_412_024
 
 QA_FIELDS = ("Question", "Answer", "Section", "Source")
+# What each field holds changed with the code notes that answer (#10); their names cannot.
 CODE_FIELDS = (
-    "Question",  # the question the example belongs to (its context)
-    "Code",  # highlighted
-    "RawCode",  # as written, for copying
+    "Question",  # the question's title and a line of the code that tells the example apart
+    "Code",  # the code as the front shows it: highlighted, its comments left out
+    "RawCode",  # the code as written with its comments, highlighted; "" when it has none
     "Language",
-    "Output",  # what it really printed (stdout and stderr, trimmed)
+    "Output",  # HTML: what it really printed; an exception's line, its traceback folded
     "Status",  # ran | failed | timed out | skipped
     "Reason",  # why it failed or was skipped
-    "ExitCode",
-    "ClaimedOutput",  # what the article says it prints
-    "OutputCheck",  # whether the article's output matches the real one
+    "ExitCode",  # the article's explanation of the block (HTML); the exit status is in Reason
+    "ClaimedOutput",  # the article's output, when shown: not run, or not what it really prints
+    "OutputCheck",  # how the article's output compares with the real one
     "Section",
     "Source",
 )

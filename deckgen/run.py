@@ -13,11 +13,12 @@ import json
 import math
 import os
 import re
+import secrets
 import signal
 import site
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,7 +26,9 @@ from importlib import metadata
 from pathlib import Path
 
 from deckgen import sandbox
+from deckgen.kernel import CELLS_FILE
 from deckgen.markdown import fence_language
+from deckgen.notebook import caused_by, continuations
 
 RAN = "ran"
 FAILED = "failed"
@@ -35,7 +38,7 @@ _STATUSES = frozenset({RAN, FAILED, TIMED_OUT, SKIPPED})
 
 # Bump when anything that shapes a result changes (bootstrap, interpreter flags, limits, trimming),
 # so results cached by an older deckgen are not reused.
-RUNNER_VERSION = 4  # 4: the sandbox of issue 14 (own root, PID namespace, disk quota)
+RUNNER_VERSION = 5  # 4: the sandbox of issue 14; 5: a question's blocks run as a notebook
 
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "py3"})
 # ipython may hold magics (%timeit, !pip) and pycon holds `>>>` sessions: plain Python cannot run
@@ -66,6 +69,27 @@ def _shortened(text: str) -> str:
     return text if len(text) <= _REASON_LENGTH else text[: _REASON_LENGTH - 1] + "…"
 
 
+# The wall clock examples see when SOURCE_DATE_EPOCH does not say (2024-01-01 00:00:00 UTC): a
+# `datetime.now()` prints the same on every machine, so a fresh clone's build matches the lock.
+DEFAULT_EPOCH = 1_704_067_200
+
+
+def fixed_epoch() -> int:
+    """The time examples run at: SOURCE_DATE_EPOCH (reproducible-builds.org) when set to a
+    number of seconds, else DEFAULT_EPOCH."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else DEFAULT_EPOCH
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A code block of a question, as the notebook runs it."""
+
+    code: str
+    language: str
+    line: int = 0  # its line in the source, which a later block's failure may point to
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What running one code block gave: the card shows `output`, and `reason` when not RAN."""
@@ -87,34 +111,14 @@ class CodeRunner:
         self.memory_mb = int(memory_mb)
         self.enabled = enabled
         self.workers = max(1, workers)
+        self.epoch = fixed_epoch()
 
     def run(self, code: str, language: str) -> RunResult:
-        """Run one block, or say why it is not run. Never raises."""
-        language = fence_language(language)
-        if not self.enabled:
-            return RunResult(SKIPPED, "", None, "code running is off (--no-run)")
-        if language in SHELL_LANGUAGES:
-            return RunResult(SKIPPED, "", None, f"{language} is never run")
-        if language not in PYTHON_LANGUAGES:
-            what = language or "code without a language"
-            return RunResult(SKIPPED, "", None, f"{what} is not run")
-
-        key = self._cache_key(code)
-        cached = self._read_cache(key)
-        if cached is not None:
-            return cached
-        try:
-            result = self._execute(code)
-        except (OSError, ValueError) as error:  # no room for a temporary directory, and the like
-            return RunResult(FAILED, "", None, f"could not run the block: {error}")
-        # A timeout says as much about how busy the machine was as about the code, so it is not
-        # kept: a busy moment must not pin "stopped after 10 s" on a block for every later build.
-        if result.status != TIMED_OUT:
-            self._write_cache(key, result)
-        return result
+        """Run one block alone, or say why it is not run. Never raises."""
+        return self.run_notebook([Cell(code, language)])[0]
 
     def run_many(self, blocks: Iterable[tuple[str, str]]) -> list[RunResult]:
-        """Run (code, language) pairs, a few at a time; results in the order given.
+        """Run (code, language) pairs, each alone, a few at a time; results in the order given.
 
         Identical blocks are run once.
         """
@@ -124,27 +128,110 @@ class CodeRunner:
             done = dict(zip(unique, pool.map(lambda block: self.run(*block), unique)))
         return [done[block] for block in blocks]
 
+    def run_notebooks(self, notebooks: Iterable[Sequence[Cell]]) -> list[list[RunResult]]:
+        """Run each notebook (a question's blocks), a few notebooks at a time; results in order."""
+        notebooks = [list(cells) for cells in notebooks]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(self.run_notebook, notebooks))
+
+    def run_notebook(self, cells: Sequence[Cell]) -> list[RunResult]:
+        """Run one question's blocks in order, in one folder, as a notebook would. Never raises.
+
+        Python blocks run one after the other in one interpreter (deckgen.kernel); a block that
+        uses what an earlier one defined shares its namespace (deckgen.notebook). Each result is
+        that block's own output and status.
+        """
+        results: list[RunResult | None] = [self._not_run(cell.language) for cell in cells]
+        python = [i for i, result in enumerate(results) if result is None]
+        if python:
+            codes = [cells[i].code for i in python]
+            continues = continuations(codes)
+            key = self._cache_key(codes, continues)
+            found = self._read_cache(key, len(codes))
+            if found is None:
+                try:
+                    found = self._execute(codes, continues)
+                except (OSError, ValueError) as error:  # no room for a temporary folder, say
+                    failed = RunResult(FAILED, "", None, f"could not run the block: {error}")
+                    found = [failed] * len(codes)
+                # A timeout says as much about how busy the machine was as about the code, so it is
+                # not kept: a busy moment must not pin "stopped after 10 s" on a block for good.
+                if not any(r.status == TIMED_OUT for r in found):
+                    self._write_cache(key, found)
+            found = _explain_failures([cells[i] for i in python], found)
+            for i, result in zip(python, found):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _not_run(self, language: str) -> RunResult | None:
+        language = fence_language(language)
+        if not self.enabled:
+            return RunResult(SKIPPED, "", None, "code running is off (--no-run)")
+        if language in SHELL_LANGUAGES:
+            return RunResult(SKIPPED, "", None, f"{language} is never run")
+        if language not in PYTHON_LANGUAGES:
+            what = language or "code without a language"
+            return RunResult(SKIPPED, "", None, f"{what} is not run")
+        return None
+
     # --- running ------------------------------------------------------------------------------
 
-    def _execute(self, code: str) -> RunResult:
+    def _execute(self, codes: list[str], continues: list[bool]) -> list[RunResult]:
+        nonce = secrets.token_hex(8)
+        count = len(codes)
         with tempfile.TemporaryDirectory(prefix="deckgen-run-", ignore_cleanup_errors=True) as tmp:
-            main = Path(tmp, "main.py")
-            main.write_text(code, encoding="utf-8", errors="surrogatepass")
-            cpu_seconds = math.ceil(self.timeout) + 1
-            limits = sandbox.Limits(timeout=self.timeout, cpu_seconds=cpu_seconds,
+            cells = [{"code": code, "continues": more} for code, more in zip(codes, continues)]
+            Path(tmp, CELLS_FILE).write_text(json.dumps(cells, ensure_ascii=False),
+                                             encoding="utf-8", errors="surrogatepass")
+            # Each block gets the time limit (the kernel stops one that overruns and goes on);
+            # the run as a whole, all of theirs.
+            cpu_seconds = (math.ceil(self.timeout) + 1) * count
+            limits = sandbox.Limits(timeout=self.timeout * count + 1, cpu_seconds=cpu_seconds,
                                     memory_bytes=self.memory_mb * _MIB,
                                     file_bytes=FILE_SIZE_LIMIT_MB * _MIB)
+            argv = [sys.executable, *_INTERPRETER_FLAGS, "-c", _kernel_source(), nonce,
+                    str(self.epoch), repr(self.timeout)]
             try:
-                outcome = sandbox.run([sys.executable, *_INTERPRETER_FLAGS, main.name], Path(tmp),
-                                      limits, keep_files=False)
+                outcome = sandbox.run(argv, Path(tmp), limits, env={"TZ": "UTC"}, keep_files=False)
             except OSError as error:
-                return RunResult(FAILED, "", None, f"could not start Python: {error}")
+                failed = RunResult(FAILED, "", None, f"could not start Python: {error}")
+                return [failed] * count
             text = _relative_to(outcome.output.decode("utf-8", errors="replace"), tmp)
-        output = trim_output(text, outcome.extra_lines)
-        if outcome.timed_out or outcome.returncode is None:
+        pieces = re.split(rf"\n{nonce} (\{{[^\n]*\}})\n", text)
+        results = []
+        for output, status in zip(pieces[0::2], pieces[1::2]):
+            results.append(self._block_result(output, json.loads(status)))
+        if len(results) < count:  # the interpreter itself ended during this block
+            rest = pieces[-1]
+            output = trim_output(rest, outcome.extra_lines)
+            if outcome.timed_out or outcome.returncode is None:
+                results.append(RunResult(TIMED_OUT, output, None,
+                                         f"stopped after {self.timeout:g} s"))
+            else:
+                results.append(self._judge(outcome.returncode, output, _last_line(rest),
+                                           cpu_seconds))
+            line = ("not shown: the blocks before it printed too much" if outcome.extra_lines
+                    else "the block before it stopped the run")
+            results += [RunResult(SKIPPED, "", None, line)] * (count - len(results))
+        return results
+
+    def _block_result(self, text: str, status: dict) -> RunResult:
+        output = trim_output(text, int(status.get("dropped", 0)))
+        kind = status.get("status")
+        if kind == "ok":
+            return RunResult(RAN, output, 0, "")
+        if kind == "timeout":
             return RunResult(TIMED_OUT, output, None, f"stopped after {self.timeout:g} s")
-        # Judged on the last line printed, which trimming may have cut from the output.
-        return self._judge(outcome.returncode, output, _last_line(text), cpu_seconds)
+        if kind == "exit":
+            code = int(status.get("code", 1))
+            return RunResult(FAILED, output, code, f"exited with status {code}")
+        line = str(status.get("line", ""))
+        missing = _MISSING_MODULE.match(line)
+        if missing:  # not the code's fault: nothing to show but what it needs
+            return RunResult(SKIPPED, "", None, f"needs module {missing.group(1)}")
+        if line.startswith("MemoryError"):
+            return RunResult(FAILED, output, 1, f"exceeded the {self.memory_mb} MB memory limit")
+        return RunResult(FAILED, output, 1, _shortened(line) or "raised an exception")
 
     def _judge(self, code: int, output: str, last: str, cpu_seconds: int) -> RunResult:
         if code == 0:
@@ -174,11 +261,14 @@ class CodeRunner:
 
     # --- cache --------------------------------------------------------------------------------
 
-    def _cache_key(self, code: str) -> str:
+    def _cache_key(self, codes: list[str], continues: list[bool]) -> str:
         # The language is not part of the key: every Python spelling runs the same way.
         material = {
             "runner": RUNNER_VERSION,
-            "code": code,
+            "kernel": hashlib.sha256(_kernel_source().encode()).hexdigest(),
+            "code": codes,
+            "continues": continues,
+            "epoch": self.epoch,
             "interpreter": sys.executable,
             "version": sys.version,
             "packages": _installed_packages(),
@@ -192,27 +282,27 @@ class CodeRunner:
     def _cache_path(self, key: str) -> Path | None:
         return self.cache_dir / f"{key}.json" if self.cache_dir is not None else None
 
-    def _read_cache(self, key: str) -> RunResult | None:
+    def _read_cache(self, key: str, count: int) -> list[RunResult] | None:
         path = self._cache_path(key)
         if path is None:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            result = RunResult(data["status"], data["output"], data["exit_code"], data["reason"],
-                               cached=True)
+            results = [RunResult(d["status"], d["output"], d["exit_code"], d["reason"], cached=True)
+                       for d in data["results"]]
         except (OSError, ValueError, TypeError, KeyError):
             return None  # missing or corrupt: run again and overwrite it
-        valid = (result.status in _STATUSES and isinstance(result.output, str)
-                 and isinstance(result.reason, str)
-                 and (result.exit_code is None or type(result.exit_code) is int))
-        return result if valid else None
+        valid = len(results) == count and all(
+            r.status in _STATUSES and isinstance(r.output, str) and isinstance(r.reason, str)
+            and (r.exit_code is None or type(r.exit_code) is int) for r in results)
+        return results if valid else None
 
-    def _write_cache(self, key: str, result: RunResult) -> None:
+    def _write_cache(self, key: str, results: list[RunResult]) -> None:
         path = self._cache_path(key)
         if path is None:
             return
-        data = {"status": result.status, "output": result.output, "exit_code": result.exit_code,
-                "reason": result.reason}
+        data = {"results": [{"status": r.status, "output": r.output, "exit_code": r.exit_code,
+                             "reason": r.reason} for r in results]}
         # A cache that cannot be written only costs a re-run next time; it must not fail the build.
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +357,32 @@ def trim_output(text: str, extra_lines: int = 0, max_lines: int = MAX_OUTPUT_LIN
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+@cache
+def _kernel_source() -> str:
+    return Path(__file__).with_name("kernel.py").read_text(encoding="utf-8")
+
+
+def _explain_failures(cells: Sequence[Cell], results: list[RunResult]) -> list[RunResult]:
+    """A block that fails only because an earlier one did not run through says so."""
+    out: list[RunResult] = []
+    for cell, result in zip(cells, results):
+        if result.status == FAILED:
+            earlier = [(c.code, r.status != RAN) for c, r in zip(cells, out)]
+            cause = caused_by(result.reason, earlier)
+            if cause is not None:
+                before, why = cells[cause], out[cause]
+                if why.status == SKIPPED:  # it needed torch, say: this one cannot run either
+                    result = RunResult(SKIPPED, "", None,
+                                       f"needs the block at line {before.line}, which was not run "
+                                       f"({why.reason})")
+                else:
+                    result = RunResult(FAILED, result.output, result.exit_code,
+                                       f"{result.reason} · because the block at line {before.line} "
+                                       f"before it {why.status}")
+        out.append(result)
+    return out
 
 
 def _relative_to(text: str, directory: str) -> str:

@@ -98,6 +98,8 @@ print(json.dumps(data))
 
 LINUX = """## 【{n}】Linux中修改用户权限的命令有哪些？
 
+把当前用户加入 docker 组，再列出文件的权限：
+
 ```bash
 sudo usermod -aG docker $USER
 awk '{print $9}' file.txt

@@ -20,6 +20,7 @@ from deckgen.run import (
     RAN,
     SKIPPED,
     TIMED_OUT,
+    Cell,
     CodeRunner,
     RunResult,
     outputs_match,
@@ -308,7 +309,7 @@ def test_a_block_still_writes_its_own_directory_and_temporary_files(
     result = isolated_runner.run(code, "python")
     assert result.status == RAN, result.output
     assert result.output == ("Hello, AI!\n.\ntemporary True\n"
-                             "['file.txt', 'main.py', 'out']\n")
+                             "['file.txt', 'out']\n")
 
 
 def test_a_block_still_reads_system_files_and_uses_dev_null(isolated_runner: CodeRunner) -> None:
@@ -441,7 +442,7 @@ def test_a_corrupt_cache_entry_is_ignored_and_replaced(tmp_path: Path) -> None:
     entry.write_text("{not json", encoding="utf-8")
     result = CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python")
     assert result.status == RAN and not result.cached
-    assert json.loads(entry.read_text(encoding="utf-8"))["status"] == RAN
+    assert json.loads(entry.read_text(encoding="utf-8"))["results"][0]["status"] == RAN
     entry.write_text(json.dumps({"status": "exploded", "output": 3}), encoding="utf-8")
     assert not CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python").cached
 
@@ -468,3 +469,102 @@ def test_run_many_keeps_the_order(tmp_path: Path) -> None:
 ])
 def test_outputs_match(claimed: str, actual: str, same: bool) -> None:
     assert outputs_match(claimed, actual) is same
+
+
+# --- A question's blocks run like a notebook (#10) ------------------------------------------------
+
+WRITES_DATA_JSON = '''import json
+with open('data.json', 'w') as f:
+    json.dump({'name': 'AI', 'year': 2024}, f)
+'''
+READS_DATA_JSON = '''import json
+with open('data.json') as f:
+    print(json.load(f))
+'''
+
+
+def test_a_second_block_sees_the_files_of_the_first(runner: CodeRunner) -> None:
+    wrote, read = runner.run_notebook([Cell(WRITES_DATA_JSON, "python", 10),
+                                       Cell(READS_DATA_JSON, "python", 20)])
+    assert wrote == RunResult(RAN, "", 0, "")
+    assert read == RunResult(RAN, "{'name': 'AI', 'year': 2024}\n", 0, "")
+    # alone, the reading block has nothing to read
+    assert runner.run(READS_DATA_JSON, "python").reason.startswith("FileNotFoundError")
+
+
+def test_a_block_that_uses_an_earlier_blocks_names_continues_its_namespace(runner: CodeRunner) -> None:
+    results = runner.run_notebook([
+        Cell("data = {'a': 1}\nx = 5\n", "python"),
+        Cell("print(data)\n", "python"),  # uses `data`: the article means the same session
+        Cell("print('x' in globals())\n", "python"),  # self-contained: starts afresh
+    ])
+    assert [r.output for r in results] == ["", "{'a': 1}\n", "False\n"]
+
+
+def test_a_block_failing_because_an_earlier_one_failed_says_so(runner: CodeRunner) -> None:
+    first, second, third = runner.run_notebook([
+        Cell("import json\nraise ValueError('bad data')\nopen('data.json', 'w').write('{}')\n",
+             "python", 3),
+        Cell("print(open('data.json').read())\n", "python", 9),
+        Cell("import torch_not_here_xyz\nmodel = 1\n", "python", 12),
+    ])
+    assert first.status == FAILED and first.reason == "ValueError: bad data"
+    assert second.status == FAILED
+    assert second.reason == ("FileNotFoundError: [Errno 2] No such file or directory: 'data.json'"
+                             " · because the block at line 3 before it failed")
+    assert "Traceback" in second.output  # the result is there, folded away on the card
+    assert third == RunResult(SKIPPED, "", None, "needs module torch_not_here_xyz")
+    (after,) = runner.run_notebook([Cell("print(model)\n", "python", 1)])
+    assert after.reason.startswith("NameError")  # alone: an ordinary failure, no cause to name
+
+
+def test_a_block_that_needs_a_skipped_one_is_skipped_too(runner: CodeRunner) -> None:
+    _, uses = runner.run_notebook([Cell("import torch_not_here_xyz\nmodel = 1\n", "python", 4),
+                                   Cell("print(model)\n", "python", 8)])
+    assert uses == RunResult(SKIPPED, "", None, "needs the block at line 4, which was not run "
+                                                "(needs module torch_not_here_xyz)")
+
+
+def test_one_block_out_of_time_does_not_stop_the_others(runner: CodeRunner) -> None:
+    slow, after = CodeRunner(timeout=1.0).run_notebook([Cell("while True: pass\n", "python"),
+                                                         Cell("print('after')\n", "python")])
+    assert slow.status == TIMED_OUT and after == RunResult(RAN, "after\n", 0, "")
+
+
+CLOCK_AND_DICE = '''import datetime, random, time
+print(datetime.datetime.now())
+print(datetime.date.today(), time.strftime('%Y-%m-%d %H:%M'))
+print(random.randint(1, 10**9))
+print(isinstance(datetime.datetime(2020, 1, 1), datetime.date), repr(datetime.datetime(2020, 1, 1)))
+start = time.time(); time.sleep(0.01); print(time.time() - start > 0.009)
+'''
+
+
+def test_the_same_code_prints_the_same_on_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first = CodeRunner(timeout=5.0).run(CLOCK_AND_DICE, "python")
+    lines = first.output.splitlines()
+    assert lines[0] == "2024-01-01 00:00:00"  # the fixed clock
+    assert lines[1] == "2024-01-01 2024-01-01 00:00"
+    assert lines[3:] == ["True datetime.datetime(2020, 1, 1, 0, 0)", "True"]
+    assert CodeRunner(timeout=5.0).run(CLOCK_AND_DICE, "python") == first  # same dice, same time
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    later = CodeRunner(timeout=5.0).run(CLOCK_AND_DICE, "python")
+    assert later.output.splitlines()[0] == "2023-11-14 22:13:20"
+
+
+def test_a_chatty_block_does_not_hide_the_next_ones_output(runner: CodeRunner) -> None:
+    chatty, after = runner.run_notebook([Cell("for i in range(100000): print('spam' * 20)\n", "python"),
+                                         Cell("print('after')\n", "python")])
+    assert chatty.status == RAN and chatty.output.splitlines()[-1] == "… (99951 more lines)"  # 49 shown
+    assert after == RunResult(RAN, "after\n", 0, "")
+
+
+def test_numpy_is_seeded_when_a_block_imports_it(runner: CodeRunner) -> None:
+    """A stand-in numpy in the block's folder: the kernel seeds whatever `numpy` a block imports,
+    right after the import, without importing it for blocks that do not."""
+    fake = ("import os\nos.makedirs('numpy')\nopen('numpy/__init__.py', 'w').write(\n"
+            "    'class random:\\n    @staticmethod\\n    def seed(n): print(\"seeded with\", n)\\n')\n")
+    made, used = runner.run_notebook([Cell(fake, "python"), Cell("import numpy\nprint('imported')\n", "python")])
+    assert made.status == RAN
+    assert used.output == "seeded with 0\nimported\n"

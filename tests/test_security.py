@@ -237,7 +237,7 @@ def test_section_names_file_names_and_languages_cannot_carry_html(tmp_path: Path
     source.mkdir()
     evil = "<img src=x onerror=alert(1)>"
     (source / "a<b onclick=alert(2)>.md").write_text(
-        f"# 节 {evil}\n\n## 【一】问题\n\n```py<svg/onload=alert(3)>\nprint(1)\n```\n", encoding="utf-8")
+        f"# 节 {evil}\n\n## 【一】问题\n\n打印一个数：\n\n```py<svg/onload=alert(3)>\nprint(1)\n```\n", encoding="utf-8")
     settings = Settings(sources=(source,), output=tmp_path / "build", lock=tmp_path / "deckgen.lock",
                         run_code=False)
     report = build(settings)
