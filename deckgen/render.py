@@ -35,6 +35,7 @@ from pygments.util import ClassNotFound
 
 from deckgen.markdown import fence_language, make_markdown
 from deckgen.model import WARNING, Diagnostic, MediaFile, Question
+from deckgen.outline import add_outline
 from deckgen.sanitize import clean, removals, url_problem
 
 LIGHT_STYLE = "default"
@@ -140,12 +141,15 @@ class Renderer:
         if block_tokens is None:
             # ended as within its file, so that both ways give the same blocks
             text = question.answer + "\n"
-            return self.markdown(text, path=question.path, first_line=question.answer_line)
-        job = self._new_job(question.path, question.answer_line, None)
-        state = StateCore(question.answer, self._md, {_ENV_KEY: job}, block_tokens)
-        for rule in self._after_block:
-            rule(state)
-        return self._rendered(block_tokens, job)
+            rendered = self.markdown(text, path=question.path, first_line=question.answer_line)
+        else:
+            job = self._new_job(question.path, question.answer_line, None)
+            state = StateCore(question.answer, self._md, {_ENV_KEY: job}, block_tokens)
+            for rule in self._after_block:
+                rule(state)
+            rendered = self._rendered(block_tokens, job)
+        rendered.html = add_outline(rendered.html)  # a long answer opens with its outline
+        return rendered
 
     def title(self, question: Question) -> Rendered:
         """The title as sanitized inline HTML (math, code, emphasis); what the sanitizer

@@ -17,6 +17,7 @@ from bs4 import BeautifulSoup
 
 from deckgen.build import BuildReport, build
 from deckgen.config import Settings
+from deckgen.notetypes import default_templates_dir
 
 from .conftest import PNG, Anki
 from .test_build import open_package
@@ -222,8 +223,14 @@ def test_no_card_renders_a_script_in_real_anki(built: Built, anki: Anki) -> None
     anki.import_package(built.package)
     cards = anki.cards()
     assert len(cards) == 2  # the question and its code example
+    # The note types' own scripts (the outline's scrolling) are ours; none may come from an article.
+    templates = default_templates_dir()
+    own = [script for f in ("qa/back.html", "code/back.html")
+           for script in re.findall(r"<script>.*?</script>", (templates / f).read_text("utf-8"), re.S)]
     for card in cards:
         for text in (card.question(), card.answer()):
+            for script in own:
+                text = text.replace(script, "")
             assert "<script" not in text.lower() and "onerror" not in text.lower()
             assert "标题" in text
     assert any("红色" in c.answer() and r"\(x^2\)" in c.answer() for c in cards)
