@@ -6,7 +6,8 @@ delimiters, escaped only as HTML requires. Code is highlighted by Pygments with 
 the allow-list of `deckgen.sanitize` last.
 
 Classes the card CSS can style: `pre.highlight` (code, `data-lang` names the language),
-`div.table-wrap` (around each table, for horizontal scrolling on a phone), `span.math` /
+`div.table-wrap` (around each table, for horizontal scrolling on a phone), `code.words` (long
+inline code, each word in a `span.tok`), `span.math` /
 `div.math` (`.display` for display math), `span.image-missing` (an image that could not be packed).
 """
 from __future__ import annotations
@@ -192,6 +193,7 @@ class Renderer:
             "link_open": self._link_open,
             "html_block": self._html_block,
             "html_inline": self._html_inline,
+            "code_inline": _code_inline,
             "table_open": _table_open,
             "table_close": _table_close,
             "math_inline": self._math_inline,
@@ -421,6 +423,23 @@ def _as_rule(method: Any) -> Any:
         return method(renderer, tokens, idx, options, env)
 
     return rule
+
+
+# Inline code up to this long stays one unbroken piece on a line (card.css); longer code may
+# wrap, but only at its spaces: each of its words is marked so the card can keep it whole.
+INLINE_CODE_PIECE = 24
+_SPACES = re.compile(r"(\s+)")
+
+
+def _code_inline(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
+    content = tokens[idx].content
+    if len(content) <= INLINE_CODE_PIECE:
+        return f"<code>{escapeHtml(content)}</code>"
+    words = "".join(
+        escapeHtml(piece) if not piece or piece.isspace() else f'<span class="tok">{escapeHtml(piece)}</span>'
+        for piece in _SPACES.split(content)
+    )
+    return f'<code class="words">{words}</code>'
 
 
 def _table_open(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
