@@ -36,6 +36,8 @@ _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "wbr", "col", "area", "source"})
 _WIDE = re.compile(r"[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]")
 _SENTENCE_END = re.compile(r"[：:，,。；;！!？?]")
+_KEY_POINT_END = re.compile(r"[：:。；;！!？?]")
+_LEAD = re.compile(r"\s*<(strong|b)>(.*?)</\1>", re.DOTALL)
 _MATH = re.compile(r"\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
 
 
@@ -165,8 +167,8 @@ def add_outline(answer_html: str) -> str:
     for number, part in enumerate(parts, start=1):
         anchor = PART_ID.format(number)
         label_end = part.label_end if part.label_end is not None else part.label_start
-        limit = LABEL_CHARS if part.tag == "li" else HEADING_CHARS
-        label = _label(answer_html[part.label_start:label_end], limit) or f"{number}"
+        fragment = answer_html[part.label_start:label_end]
+        label = (_item_label(fragment) if part.tag == "li" else _label(fragment, HEADING_CHARS)) or f"{number}"
         entries.append(f'<li><a href="#{anchor}">{label}</a></li>')
         pieces.append(answer_html[position:part.start])
         pieces.append(f' id="{anchor}"')
@@ -178,9 +180,30 @@ def add_outline(answer_html: str) -> str:
     return outline + "".join(pieces)
 
 
+def _item_label(fragment: str) -> str:
+    """A list item's key point: its bold lead-in (`**加权平均**：…`), or its text up to the
+    first colon or full stop (`AIGC：图像生成…`)."""
+    lead = _LEAD.match(fragment)
+    if lead and lead.group(2).strip():
+        return _label(lead.group(2), LABEL_CHARS)
+    text = _text(fragment)
+    mark = _KEY_POINT_END.search(text, 2)
+    if mark and not _inside_formula(text, mark.start()):
+        text = text[:mark.start()]
+    return _label(html.escape(text, quote=False), LABEL_CHARS)
+
+
+def _text(fragment: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", "", fragment)).split())
+
+
+def _inside_formula(text: str, index: int) -> bool:
+    return any(m.start() < index < m.end() for m in _MATH.finditer(text))
+
+
 def _label(fragment: str, limit: int) -> str:
     """An entry's label: the part's text (math kept as TeX, for MathJax), cut short."""
-    text = " ".join(html.unescape(re.sub(r"<[^>]*>", "", fragment)).split())
+    text = _text(fragment)
     if len(text) > limit:
         text = _shorten(text, limit)
     return html.escape(text, quote=False)
@@ -188,13 +211,11 @@ def _label(fragment: str, limit: int) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     """The text up to an early sentence mark, or cut at `limit`, never inside a formula."""
-    formulas = [m.span() for m in _MATH.finditer(text)]
-    inside = lambda i: any(a < i < b for a, b in formulas)  # noqa: E731
     mark = _SENTENCE_END.search(text, 4)
-    if mark and mark.start() <= limit and not inside(mark.start()):
+    if mark and mark.start() <= limit and not _inside_formula(text, mark.start()):
         return text[:mark.start()]
     cut = limit
-    for a, b in formulas:
+    for a, b in (m.span() for m in _MATH.finditer(text)):
         if a < cut < b:
             cut = b if b - a <= limit else a
     return text[:cut].rstrip() + "…"

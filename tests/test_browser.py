@@ -207,3 +207,35 @@ def test_a_formula_wider_than_the_phone_shows_a_shadow_where_more_is(browser, ar
     left, right = edges()
     assert left < right - 15, (left, right)  # now at the left, and none at the right
     page.close()
+
+
+def test_the_measurements_see_each_kind_of_problem(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    """Cards made to fail each check, drawn with the shipped CSS plus a few rules of how the
+    cards used to be styled: each is caught, with a screenshot."""
+    from deckgen.build import note_types
+
+    css = next(iter(note_types(Settings()).values())).css + """
+      .old code { white-space: normal; overflow-wrap: anywhere; }
+      .old pre[data-lang]::before { position: absolute; right: 0.6em; top: 0.2em; margin: 0; }
+      .old pre { position: relative; background: none; }"""
+    long_code = "x = " + "1" * 20 + "  # " + "y" * 20
+    bad = {
+        "TeX left untypeset": r"<p>\(\frac{a\)</p>",
+        "MathJax error: Missing open brace": r"<p>\(a^^b\)</p>",
+        "undefined macro": r"<p>\(\foo x\)</p>",
+        "past the screen": '<div style="width: 600px">wide</div>',
+        "scrolls without a cue": '<div class="old"><pre>' + "z" * 120 + "</pre></div>",
+        "inline code broken inside a token": '<p class="old">文字文字<code>' + "k" * 60 + "</code></p>",
+        "language label": f'<div class="old"><pre class="highlight" data-lang="python"><code>{long_code}</code></pre></div>',
+    }
+    cards = preview.Preview(
+        [preview.PreviewCard("test", html, html, REPO / "x.md", 1, f"x.md:{n}") for n, html in enumerate(bad.values())],
+        css, {},
+    )
+    page = _preview_page(browser, cards, tmp_path / "preview")
+    problems = _problems(page, cards, tmp_path / "failed", "light")
+    page.close()
+    for n, kind in enumerate(bad):
+        mine = [p for p in problems if p.startswith(f"x.md:{n} ")]
+        assert any(kind in p for p in mine), (kind, mine)
+        assert all("[screenshot: " in p and Path(p.split("[screenshot: ")[1].rstrip("]")).is_file() for p in mine)

@@ -64,8 +64,17 @@
     const problems = [];
     const box = frame.getBoundingClientRect();
     const left = box.left, right = box.right;
-    frame.querySelectorAll('mjx-merror, [data-mjx-error]').forEach((e) =>
-      problems.push(`MathJax error: ${(e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)}`));
+    // MathJax errors. With Anki's noerrors a TeX error shows as its TeX (mjx-merror), an undefined
+    // macro in red, and math MathJax could not even delimit stays as raw \( … \) text.
+    frame.querySelectorAll('mjx-math mjx-merror').forEach((e) =>
+      problems.push(`MathJax error: ${e.getAttribute('data-mjx-error') || e.textContent}`.slice(0, 120)));
+    frame.querySelectorAll('mjx-math mjx-mtext[style*="color: red"]').forEach((e) =>
+      problems.push(`MathJax: undefined macro in ${describe(e.closest('.math') || e)}`.slice(0, 120)));
+    const texts = document.createTreeWalker(frame, NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      if (/\\[([]/.test(node.data) && !node.parentElement.closest('pre, code, script, mjx-container'))
+        problems.push(`TeX left untypeset: ${node.data.trim().slice(0, 60)}`);
+    }
     // Overflow: walk the tree; a scroll container that fits hides what it holds.
     const walk = (el) => {
       for (const child of el.children) {
