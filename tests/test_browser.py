@@ -55,9 +55,9 @@ def browser():  # noqa: ANN201
         chromium.close()
 
 
-def _preview_page(browser, cards: preview.Preview, folder: Path):  # noqa: ANN001, ANN202
+def _preview_page(browser, cards: preview.Preview, folder: Path, scale: int = 1):  # noqa: ANN001, ANN202
     index = preview.write(cards, folder, MATHJAX)
-    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page = browser.new_page(viewport={"width": 1000, "height": 900}, device_scale_factor=scale)
     page.goto(index.as_uri())
     page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60_000)
     page.evaluate("MathJax.startup.promise.then(() => true)")
@@ -173,15 +173,17 @@ def test_an_outline_link_brings_its_part_to_the_top_of_the_screen(browser, artic
 
 
 def test_a_formula_wider_than_the_phone_shows_a_shadow_where_more_is(browser, article_cards, tmp_path: Path) -> None:  # noqa: ANN001
-    """Pixels, not styles: the right edge of the TV-loss formula is darker than the left until
-    the learner scrolls to its end; then the left edge is."""
+    """Pixels, not styles, on a phone's screen of 3 pixels per CSS pixel: the right edge of the
+    TV-loss formula is darker than the left until the learner scrolls to its end; then the left
+    edge is. A formula that fits has no shadow at all."""
     tv = next(i for i, c in enumerate(article_cards.cards) if "总变分" in c.front and c.note_type == "deckgen Q&A")
-    page = _preview_page(browser, article_cards, tmp_path / "preview")
+    page = _preview_page(browser, article_cards, tmp_path / "preview", scale=3)
     formula = page.locator(".side > .card.back").nth(tv).locator("div.math.display").first
     assert formula.evaluate("el => el.scrollWidth > el.clientWidth + 20")
 
-    def edges() -> tuple[float, float]:
-        png = base64.b64encode(formula.screenshot()).decode()
+    def edges(element=formula) -> tuple[list[float], list[float]]:  # noqa: ANN001
+        """The median brightness of the pixel columns nearest each edge, outermost first."""
+        png = base64.b64encode(element.screenshot()).decode()
         return page.evaluate(
             """async (png) => {
                  const img = new Image();
@@ -196,16 +198,26 @@ def test_a_formula_wider_than_the_phone_shows_a_shadow_where_more_is(browser, ar
                    values.sort((a, b) => a - b);
                    return values[values.length >> 1];
                  };
-                 return [column(1), column(img.width - 2)];
+                 const n = Math.min(12, img.width >> 1), left = [], right = [];
+                 for (let x = 0; x < n; x++) { left.push(column(x)); right.push(column(img.width - 1 - x)); }
+                 return [left, right];  // from each edge inwards
                }""",
             png,
         )
 
-    left, right = edges()
+    left, right = (min(side[3:]) for side in edges())  # (a few pixels in from the very edge)
     assert right < left - 15, (left, right)  # a shadow at the right: there is more
     formula.evaluate("el => { el.scrollLeft = el.scrollWidth }")
-    left, right = edges()
+    left, right = (min(side[3:]) for side in edges())
     assert left < right - 15, (left, right)  # now at the left, and none at the right
+    # A formula that fits shows no shadow, not even a hairline at its edges, light or night.
+    for night in (False, True):
+        _set(page, night=night, width=PHONE)
+        background = 30 if night else 255
+        formulas = page.locator(".side > .card.back").nth(tv).locator("li span.math")
+        for k in range(4):  # 𝐼ᵢ,ⱼ, 𝑖, 𝑗, β
+            columns = [c for side in edges(formulas.nth(k)) for c in side[:4]]
+            assert all(abs(c - background) < 4 for c in columns), (night, k, columns)
     page.close()
 
 
@@ -217,7 +229,8 @@ def test_the_measurements_see_each_kind_of_problem(browser, tmp_path: Path) -> N
     css = next(iter(note_types(Settings()).values())).css + """
       .old code { white-space: normal; overflow-wrap: anywhere; }
       .old pre[data-lang]::before { position: absolute; right: 0.6em; top: 0.2em; margin: 0; }
-      .old pre { position: relative; background: none; }"""
+      .old pre { position: relative; background: none; }
+      .old .math mjx-assistive-mml { width: auto !important; height: auto !important; }"""
     long_code = "x = " + "1" * 20 + "  # " + "y" * 20
     bad = {
         "TeX left untypeset": r"<p>\(\frac{a\)</p>",
@@ -226,6 +239,7 @@ def test_the_measurements_see_each_kind_of_problem(browser, tmp_path: Path) -> N
         "past the screen": '<div style="width: 600px">wide</div>',
         "scrolls without a cue": '<div class="old"><pre>' + "z" * 120 + "</pre></div>",
         "inline code broken inside a token": '<p class="old">文字文字<code>' + "k" * 60 + "</code></p>",
+        "though everything fits": r'<p class="old">文字 <span class="math">\(I_{i,j}\)</span> 表示像素</p>',
         "language label": f'<div class="old"><pre class="highlight" data-lang="python"><code>{long_code}</code></pre></div>',
     }
     cards = preview.Preview(

@@ -30,7 +30,7 @@
     return layers.some((layer, i) => {
       if (!/gradient/.test(layer)) return false;
       const a = attach[i % attach.length], x = posX[i % posX.length];
-      if (a !== 'scroll' || !(x === '100%' || x === 'right')) return false;
+      if (a !== 'scroll' || !/^(100%|right|calc\(100% - [0-9.]+px\))$/.test(x)) return false;  // at the right edge
       // some colour stop that is not transparent
       return /rgba?\((?![^)]*,\s*0\))/.test(layer);
     });
@@ -87,6 +87,30 @@
         }
         if (isScroller(child) && child.scrollWidth > child.clientWidth + EPS) {
           if (!hasCue(child)) problems.push(`scrolls without a cue (${child.scrollWidth} px in ${child.clientWidth}): ${describe(child)}`);
+          // What is hidden must be something a learner sees, or the cue promises nothing.
+          const edge = r.left + child.clientLeft + child.clientWidth + EPS;
+          let seen = false;
+          const all = document.createTreeWalker(child, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+          const range = document.createRange();
+          for (let n = all.nextNode(); n && !seen; n = all.nextNode()) {
+            if (n.nodeType === Node.ELEMENT_NODE && n.tagName === 'MJX-ASSISTIVE-MML') {
+              let last = n;
+              while (last.lastChild) last = last.lastChild;
+              all.currentNode = last;  // skip its subtree
+              continue;
+            }
+            let box;
+            if (n.nodeType === Node.TEXT_NODE) {
+              if (!n.data.trim()) continue;
+              range.selectNodeContents(n);
+              box = range.getBoundingClientRect();
+            } else box = n.getBoundingClientRect();
+            seen = box.width > 0 && box.right > edge;
+          }
+          // (Text reaching into the end padding scrolls by that padding at most: no false promise.)
+          const padding = parseFloat(getComputedStyle(child).paddingRight);
+          if (!seen && child.scrollWidth - child.clientWidth > padding + EPS)
+            problems.push(`scrolls, with a cue, though everything fits (${child.scrollWidth} px in ${child.clientWidth}): ${describe(child)}`);
           continue;
         }
         walk(child);
