@@ -66,14 +66,18 @@ def _preview_page(browser, cards: preview.Preview, folder: Path, scale: int = 1)
 
 
 def _set(page, *, night: bool, width: int) -> None:  # noqa: ANN001
-    page.evaluate(
+    """Flip the page's night switch and frame width, as a user would, and check they took."""
+    backgrounds = page.evaluate(
         """([night, width]) => {
           const box = document.getElementById('night');
           if (box.checked !== night) box.click();
           document.body.style.setProperty('--frame', width + 'px');
+          return [...new Set([...document.querySelectorAll('.side > .card')].map((card) =>
+            `${getComputedStyle(card).backgroundColor} ${card.getBoundingClientRect().width}`))];
         }""",
         [night, width],
     )
+    assert backgrounds == [f"{'rgb(30, 30, 30)' if night else 'rgb(255, 255, 255)'} {width}"]
 
 
 def _problems(page, cards: preview.Preview, shots: Path, mode: str) -> list[str]:  # noqa: ANN001

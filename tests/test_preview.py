@@ -86,12 +86,6 @@ def test_preview_shows_every_card_front_and_back_with_media_and_source_lines(
     assert "noerrors" in config["tex"]["packages"]["[+]"]  # as in Anki: a bad formula shows its TeX
 
 
-def test_night_mode_and_width_are_switched_by_the_page_script() -> None:
-    page = preview.page(preview.Preview([], "", {}), preview.MATHJAX_CDN)
-    assert "classList.toggle('nightMode', night.checked)" in page
-    assert "classList.toggle('night_mode', night.checked)" in page
-
-
 def test_a_local_mathjax_is_used_where_it_lies(no_run_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     mathjax = no_run_project.root / "mathjax"
     (mathjax / "es5").mkdir(parents=True)
