@@ -56,8 +56,8 @@ def render_template(template: str, fields: Mapping[str, str], front_side: str = 
     """A card side as Anki renders it from its template and the note's fields.
 
     `{{FrontSide}}` is the rendered front (on the back). A field reference may carry filters
-    (`{{text:Field}}`); `text` strips HTML, others are passed through as Anki's own would be
-    by a client without them.
+    (`{{text:Field}}`): `text` strips HTML; others (`hint:`, `furigana:`…), which deckgen's
+    templates do not use, leave the field as it is.
     """
     out: list[str] = []
     stack: list[tuple[str, bool]] = []  # open sections: (field, whether their content shows)
