@@ -42,10 +42,11 @@ def _run(debug: bool, action):  # noqa: ANN001, ANN202 - a thunk
     from deckgen.ids import LockError
     from deckgen.notetypes import TemplateError
     from deckgen.package import PackageError
+    from deckgen.preview import PreviewError
 
     try:
         return action()
-    except (UserError, ConfigError, LockError, TemplateError, PackageError, OSError) as exc:
+    except (UserError, ConfigError, LockError, TemplateError, PackageError, PreviewError, OSError) as exc:
         if debug:
             traceback.print_exc()
         message = str(exc) if not isinstance(exc, OSError) else _os_message(exc)
@@ -196,6 +197,34 @@ def status(ctx: click.Context, sources: tuple[Path, ...], lock: Path | None, no_
         click.echo(f"deckgen: {len(report.errors)} error(s): a build would stop here", err=True)
         sys.exit(CONTENT_EXIT)
     _print_summary(report, would=True)
+
+
+@main.command()
+@_sources
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=Path("preview"),
+              show_default=True, help="Folder for index.html, the media and the source pages.")
+@click.option("--mathjax", type=click.Path(path_type=Path, exists=True),
+              help="A local MathJax 3 (tex-chtml-full.js, or the mathjax package's folder); "
+                   "default: MathJax from the jsDelivr CDN.")
+@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Folder of note-type templates overriding the shipped ones.")
+@_no_run
+@_debug
+@click.pass_context
+def preview(ctx: click.Context, sources: tuple[Path, ...], output: Path, mathjax: Path | None,
+            templates: Path | None, no_run: bool, debug: bool) -> None:
+    """Write every card's front and back, as Anki shows them, to one page (OUTPUT/index.html)."""
+    from deckgen import preview as cards_preview
+
+    def action():  # noqa: ANN202
+        settings = _settings(ctx, sources, templates=templates, run_code=False if no_run else None)
+        _check_output(output)
+        shown = cards_preview.collect(settings)
+        return shown, cards_preview.write(shown, output, mathjax)
+
+    shown, index = _run(debug, action)
+    _print_diagnostics(shown.diagnostics)
+    click.echo(f"wrote {_shown(index)}: {len(shown.cards)} cards; open it in a browser")
 
 
 def _print_diagnostics(diagnostics) -> None:  # noqa: ANN001

@@ -284,9 +284,10 @@ _CODE_START = '<pre class="highlight"'
 def _is_our_html(rendered: RenderedQuestion) -> bool:
     """Whether a cached question's HTML is what rendering it gives: sanitized (cleaning it
     again changes nothing) around highlighted code of exactly the highlighter's shape."""
-    if not all(_CODE_HTML.fullmatch(code) for code in rendered.code):
+    if not all(_CODE_HTML.fullmatch(card.front) and _CODE_HTML.fullmatch(card.full)
+               for card in rendered.code):
         return False
-    for html in (rendered.title, rendered.answer.html):
+    for html in (rendered.title, rendered.answer.html, *(card.explanation for card in rendered.code)):
         rest = html
         if _CODE_START in html:
             pieces = re.split(r'(<pre class="highlight"[^>]*>.*?</pre>)', html, flags=re.DOTALL)

@@ -6,7 +6,8 @@ delimiters, escaped only as HTML requires. Code is highlighted by Pygments with 
 the allow-list of `deckgen.sanitize` last.
 
 Classes the card CSS can style: `pre.highlight` (code, `data-lang` names the language),
-`div.table-wrap` (around each table, for horizontal scrolling on a phone), `span.math` /
+`div.table-wrap` (around each table, for horizontal scrolling on a phone), `code.words` (long
+inline code, each word in a `span.tok`), `span.math` /
 `div.math` (`.display` for display math), `span.image-missing` (an image that could not be packed).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pygments.util import ClassNotFound
 
 from deckgen.markdown import fence_language, make_markdown
 from deckgen.media import DEFAULT_MAX_IMAGE_MB, MediaRefused, local_image
+from deckgen.outline import add_outline
 from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question, RemoteImage
 from deckgen.sanitize import TAGS, UNWRAPPED_TAGS, clean, removals, sanitize_tex, tex_problems, url_problem
 
@@ -154,12 +156,15 @@ class Renderer:
         if block_tokens is None:
             # ended as within its file, so that both ways give the same blocks
             text = question.answer + "\n"
-            return self.markdown(text, path=question.path, first_line=question.answer_line)
-        job = self._new_job(question.path, question.answer_line, None)
-        state = StateCore(question.answer, self._md, {_ENV_KEY: job}, block_tokens)
-        for rule in self._after_block:
-            rule(state)
-        return self._rendered(block_tokens, job)
+            rendered = self.markdown(text, path=question.path, first_line=question.answer_line)
+        else:
+            job = self._new_job(question.path, question.answer_line, None)
+            state = StateCore(question.answer, self._md, {_ENV_KEY: job}, block_tokens)
+            for rule in self._after_block:
+                rule(state)
+            rendered = self._rendered(block_tokens, job)
+        rendered.html = add_outline(rendered.html)  # a long answer opens with its outline
+        return rendered
 
     def title(self, question: Question) -> Rendered:
         """The title as sanitized inline HTML (math, code, emphasis); what the sanitizer
@@ -211,6 +216,7 @@ class Renderer:
             "link_open": self._link_open,
             "html_block": self._html_block,
             "html_inline": self._html_inline,
+            "code_inline": _code_inline,
             "table_open": _table_open,
             "table_close": _table_close,
             "math_inline": self._math_inline,
@@ -489,6 +495,23 @@ def _spaced_image(state: StateInline, silent: bool) -> bool:
             token.attrSet("title", title[1:-1])
     state.pos = match.end()
     return True
+
+
+# Inline code up to this long stays one unbroken piece on a line (card.css); longer code may
+# wrap, but only at its spaces: each of its words is marked so the card can keep it whole.
+INLINE_CODE_PIECE = 24
+_SPACES = re.compile(r"(\s+)")
+
+
+def _code_inline(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:
+    content = tokens[idx].content
+    if len(content) <= INLINE_CODE_PIECE:
+        return f"<code>{escapeHtml(content)}</code>"
+    words = "".join(
+        escapeHtml(piece) if not piece or piece.isspace() else f'<span class="tok">{escapeHtml(piece)}</span>'
+        for piece in _SPACES.split(content)
+    )
+    return f'<code class="words">{words}</code>'
 
 
 def _table_open(renderer: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> str:

@@ -19,6 +19,8 @@ from html.parser import HTMLParser
 
 import nh3
 
+from deckgen.outline import MAX_PARTS, PART_ID
+
 # What MathJax text, Pygments markup, Markdown output and the sources' raw HTML need.
 # b/i are the tags Anki's own editor writes for bold/italic, as harmless as strong/em.
 TAGS = frozenset(
@@ -73,11 +75,17 @@ STYLE_PROPERTIES = frozenset(
     {"color", "background-color", "text-align", "font-weight", "font-style", "text-decoration"}
 )
 
+# The ids a long answer's outline links to (deckgen.outline), and no other: an author's id could
+# clash with those of Anki's own page (`#answer`).
+PART_IDS = frozenset(PART_ID.format(n) for n in range(1, MAX_PARTS + 1))
+_PART_ID_VALUES = {tag: {"id": set(PART_IDS)} for tag in ("h1", "h2", "h3", "h4", "h5", "h6", "li")}
+
 _CLEANER = nh3.Cleaner(
     tags=set(TAGS),
     clean_content_tags=set(CONTENT_TAGS),
     # "*": none, or ammonia would add its default lang/title on every tag.
     attributes={"*": set(), **{tag: set(names) for tag, names in ATTRIBUTES.items()}},
+    tag_attribute_values=_PART_ID_VALUES,
     url_schemes=set(URL_SCHEMES),
     filter_style_properties=set(STYLE_PROPERTIES),
     strip_comments=True,

@@ -115,6 +115,20 @@ TRAILER = """# 推荐阅读
 """
 
 
+def without_own_scripts(card_html: str) -> str:
+    """A card's HTML without the note types' own scripts (the outline's scrolling): those are
+    deckgen's; what is left must hold none, whatever an article says."""
+    import re
+
+    from deckgen.notetypes import default_templates_dir
+
+    templates = default_templates_dir()
+    for name in ("qa/back.html", "code/back.html"):
+        for script in re.findall(r"<script>.*?</script>", (templates / name).read_text("utf-8"), re.S):
+            card_html = card_html.replace(script, "")
+    return card_html
+
+
 def article(*sections: tuple[str, list[str]]) -> str:
     """An article in the shipped layout: sections of questions, numbered 【一】【二】… in order."""
     numerals = "一二三四五六七八九十"

@@ -3,6 +3,9 @@ Anki with reviews in between: history stays with its question, and Anki updates 
 notes whose content changed (as the build summary and `deckgen status` said it would)."""
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 
 from deckgen.build import build, status
@@ -117,7 +120,9 @@ class Session:
         return changes
 
     def note(self, title: str, note_type: str = "deckgen Q&A"):  # noqa: ANN201
-        found = [n for n in self.anki.notes(note_type) if n["Question"] == title
+        # a code note's first field is its question's title and a label of its code
+        found = [n for n in self.anki.notes(note_type)
+                 if re.sub(r'<span class="which">.*?</span>', "", n["Question"]) == title
                  and "deckgen::removed" not in n.tags]
         assert len(found) == 1, [n["Question"] for n in found]
         return found[0]
@@ -168,7 +173,8 @@ def test_an_example_inserted_before_keeps_the_unchanged_one_its_note(session):  
     reviewed = code.id
     changes = session.step(_text(EXAMPLE_INSERTED, LOSS))
     assert _kinds(changes) == ["added", "updated"]  # the new example; the question's answer
-    codes = {n["RawCode"].strip(): n.id for n in session.anki.notes("deckgen Code")}
+    codes = {html.unescape(re.sub(r"<[^>]*>", "", n["Code"])).strip(): n.id
+             for n in session.anki.notes("deckgen Code")}
     assert codes['print({"a": 1})'] == reviewed
     assert len(codes) == 2
 

@@ -241,27 +241,31 @@ def test_examples_keep_their_notes_by_their_code_not_their_place() -> None:
 
 
 def test_a_version_1_lock_keeps_every_guid(tmp_path: Path) -> None:
-    """The committed deckgen.lock, from before identity followed content, builds the shipped
-    article with every note it knows, under the same GUIDs."""
-    from dataclasses import replace
-
+    """The lock deckgen shipped first (version 1, before identity followed content), building
+    today's article: every note it knows keeps its GUID; the code notes of syntax templates,
+    which are no longer notes, are removed (shipped tagged), never given to other code."""
     from deckgen.build import build
     from deckgen.config import Settings
 
     from .conftest import REPO
 
     lock = tmp_path / "deckgen.lock"
-    lock.write_bytes((REPO / "deckgen.lock").read_bytes())
+    lock.write_bytes((Path(__file__).parent / "fixtures" / "released-v1.lock").read_bytes())
     settings = Settings(sources=(REPO / "source",), output=tmp_path / "build", lock=lock, run_code=False,
                         cache=tmp_path / "cache")
     old = Lock.load(lock)
-    report = build(replace(settings))
+    report = build(settings)
     assert not report.errors
     new = Lock.load(lock)
-    assert sorted(n.guid for n in new.notes.values()) == sorted(n.guid for n in old.notes.values())
-    assert not new.removed
-    questions = [n for n in report.notes if n.note_type == "qa"]
-    assert {n.change for n in questions} == {"unchanged"}  # the same article: nothing to update
+    kept = {n.guid for n in new.notes.values()}
+    # removed: without the previous package (none here) they cannot ship, and are reported lost
+    removed = {n.guid for n in new.removed.values()} | {n.guid for n in report.lost}
+    assert {n.guid for n in old.notes.values()} == kept | removed and not kept & removed
+    assert {n.guid for n in old.notes.values() if n.note_type == "qa"} == {
+        n.guid for n in new.notes.values() if n.note_type == "qa"}
+    assert len(removed) == 11
+    assert {n.title for n in report.lost} == {"Linux中修改用户权限的命令有哪些?"}
+    assert {n.change for n in report.notes if n.note_type == "qa"} == {"updated"}  # titles' punctuation
 
 
 # --- Property: whatever is inserted, deleted or reordered, the unchanged keep their GUIDs -----------

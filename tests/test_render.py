@@ -167,6 +167,16 @@ def test_dollar_before_inline_code_does_not_pair_with_one_inside() -> None:
     assert html_of("花费 $5，命令 `echo $HOME`") == "<p>花费 $5，命令 <code>echo $HOME</code></p>"
 
 
+def test_long_inline_code_marks_its_words_so_a_phone_breaks_it_only_between_them() -> None:
+    code = "@app.route('/predict', methods=['POST'])"
+    assert html_of(f"见 `{code}` 。") == (
+        '<p>见 <code class="words"><span class="tok">@app.route(\'/predict\',</span> '
+        '<span class="tok">methods=[\'POST\'])</span></code> 。</p>'
+    )
+    assert BeautifulSoup(html_of(f"`{code}`"), "html.parser").get_text() == code  # copies as written
+    assert html_of("`short code, kept`") == "<p><code>short code, kept</code></p>"
+
+
 def test_python_code_is_highlighted_with_pygments_classes() -> None:
     out = html_of("```python\ndef f(x):\n    return x_i * 2  # $x$\n```")
     assert out.startswith('<pre class="highlight" data-lang="python"><code><span class="k">def</span>')
