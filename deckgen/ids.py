@@ -13,7 +13,8 @@ import json
 import re
 import unicodedata
 import zlib
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from pathlib import Path
@@ -68,8 +69,8 @@ class LockedNote:
     note_type: str = "qa"
     # Written since identity follows content; empty in older locks (see _base, _same_content).
     base: str = ""  # the question's key before same-titled questions are told apart
-    body: str = ""  # body_digest of the answer (Q&A) or the code (code note)
-    sketch: str = ""  # sketch of the same: the evidence a rename is judged on
+    body: str = ""  # fingerprint of the answer (Q&A) or the code (code note): see fingerprint
+    sketch: str = ""  # likewise: the evidence a rename is judged on
     owner: str = ""  # code notes: the GUID of their question
     source: str = ""  # the Source field (file:line) as last shipped
     deck: str = ""
@@ -171,25 +172,26 @@ _FEW_UNITS = 3  # fewer sentences than this is too little content to go on alone
 _COMMON_UNIT = 64
 _LARGE_GROUP = 10_000  # same-titled questions × their notes, beyond which pairs are not all scored
 _UNIT_BREAK = re.compile(r"[。！？!?；;\n]+|\.(?:\s+|$)")
-_SPACE = re.compile(r"\s+")
 
 
 def content_units(text: str) -> list[str]:
-    """A text cut into sentences (prose) or lines (code), white space and width ignored."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return [unit for unit in (_SPACE.sub("", u) for u in _UNIT_BREAK.split(text)) if unit]
+    """A text cut into sentences (prose) or lines (code), white space and case ignored."""
+    return [unit for unit in ("".join(u.split()) for u in _UNIT_BREAK.split(text.casefold())) if unit]
 
 
-def sketch(text: str) -> str:
-    """A small fingerprint of a text's sentences (the smallest hashes among them, as hex): two
-    sketches estimate how much two texts have in common without keeping either text."""
-    hashes = sorted({zlib.crc32(unit.encode("utf-8")) for unit in content_units(text)})
-    return "".join(f"{h:08x}" for h in hashes[:SKETCH_SIZE])
+def fingerprint(text: str) -> tuple[str, str]:
+    """(body, sketch) of an answer or a code example.
 
-
-def body_digest(text: str) -> str:
-    """Equal for two texts with the same sentences in the same order (white space aside)."""
-    return content_hash(content_units(text)) if text.strip() else ""
+    The body is equal for two texts with the same sentences in the same order (white space aside).
+    The sketch keeps the smallest hashes of the sentences, as hex: two sketches estimate how much
+    two texts have in common without keeping either text.
+    """
+    units = content_units(text)
+    if not units:
+        return "", ""
+    body = hashlib.sha256("\n".join(units).encode("utf-8")).hexdigest()[:16]
+    hashes = sorted({zlib.crc32(unit.encode("utf-8")) for unit in units})
+    return body, "".join(f"{h:08x}" for h in hashes[:SKETCH_SIZE])
 
 
 def _values(sketch_hex: str) -> frozenset[int]:
@@ -244,7 +246,7 @@ class Identity:
     why: str = ""  # the evidence for a rename (or an edited example)
     moved_from: str | None = None  # the section it was in before, when it moved
     base: str = ""  # a question's key before same-titled questions are told apart
-    body: str = ""  # body_digest of the answer or the code
+    body: str = ""  # fingerprint of the answer or the code
     sketch: str = ""
     owner: str = ""  # a code note's question (its GUID)
 
@@ -279,8 +281,7 @@ class IdentityResolver:
 
     def questions(self, questions: Sequence[Question]) -> tuple[list[Identity], list[Diagnostic]]:
         diagnostics = _duplicate_warnings(questions)
-        bodies = [body_digest(q.answer) for q in questions]
-        sketches = [sketch(q.answer) for q in questions]
+        bodies, sketches = _fingerprints(q.answer for q in questions)
         groups: dict[str, list[int]] = {}
         for index, question in enumerate(questions):
             groups.setdefault(question.key, []).append(index)
@@ -311,8 +312,7 @@ class IdentityResolver:
         previous = (self.lock.notes.get(owner.previous) or self.lock.removed.get(owner.previous)
                     if owner.previous else None)
         olds = self._code.get(previous.guid, []) if previous is not None else []
-        bodies = [body_digest(c) for c in codes]
-        sketches = [sketch(c) for c in codes]
+        bodies, sketches = _fingerprints(codes)
         matched = _pair_code(bodies, sketches, olds)
         identities: list[Identity] = []
         seen: dict[str, int] = {}
@@ -333,6 +333,11 @@ class IdentityResolver:
                 guid, salt = guid_for_key(f"{key}#{salt}"), salt + 1
         self._assigned.add(guid)
         return guid
+
+
+def _fingerprints(texts: Iterable[str]) -> tuple[list[str], list[str]]:
+    pairs = [fingerprint(text) for text in texts]
+    return [body for body, _ in pairs], [sketch_hex for _, sketch_hex in pairs]
 
 
 def resolve_identities(questions: Sequence[Question], lock: Lock) -> tuple[list[Identity], list[Diagnostic]]:
@@ -442,8 +447,15 @@ def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: 
                 seen.add(old.key)
                 found = _evidence(sketches[i], old.entry.sketch, question.title, old.entry.title)
                 if found is not None:
-                    score = (found[0], _title_similarity(question.title, old.entry.title), -i)
-                    scored.append((score, i, old, found[1]))
+                    scored.append([(found[0], 0.0, -i), i, old, found[1]])
+    # Where a question or a note has rivals, the closer title wins among equally alike answers
+    # (compared only there: it is the costly part of a mass rename).
+    per_question = Counter(i for _, i, _, _ in scored)
+    per_note = Counter(old.key for _, _, old, _ in scored)
+    for entry in scored:
+        _, i, old, _ = entry
+        if per_question[i] > 1 or per_note[old.key] > 1:
+            entry[0] = (entry[0][0], _title_similarity(questions[i].title, old.entry.title), -i)
     pairs: dict[int, tuple[_Old, str]] = {}
     used: set[str] = set()
     for _, i, old, why in sorted(scored, key=lambda item: item[0], reverse=True):

@@ -365,3 +365,9 @@ def test_hundreds_of_same_titled_questions_keep_their_notes_by_answer() -> None:
     guids, lock = locked_build(many)
     again, _ = locked_build([qa("代码示例", "新的一个。"), *reversed(many)], lock)
     assert again[1:] == list(reversed(guids)) and again[0] not in guids
+
+
+def test_among_notes_with_the_same_answer_the_closer_title_continues() -> None:
+    guids, lock = locked_build([qa("什么是位置编码？", LONG), qa("介绍一下损失函数", LONG)])
+    identities, _ = resolve_identities([qa("介绍一下损失函数的作用", LONG)], lock)
+    assert identities[0].guid == guids[1]
