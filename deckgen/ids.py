@@ -7,18 +7,17 @@ content, never by position; the rules are listed above IdentityResolver.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 import unicodedata
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from pathlib import Path
 
+from deckgen.evidence import COMMON_UNIT, evidence, fingerprint, similarity, sketch_values, title_similarity
 from deckgen.model import WARNING, Diagnostic, Question
 
 # 【一】, 【十二】: the article's question markers.
@@ -162,68 +161,9 @@ def next_mod(previous: LockedNote | LockedNoteType | None, new_hash: str, now: i
     return max(now, previous.mod + 1)
 
 
-# --- Content evidence: how alike two answers (or two code examples) are ------------------------------
-
-SKETCH_SIZE = 16  # units kept per sketch: answers of up to 16 sentences are compared exactly
-RENAME_SIMILARITY = 0.5  # share of sentences (or code lines) two versions must have in common
-TITLE_SIMILARITY = 0.75  # with a very short answer, the titles must be this alike as well
-_FEW_UNITS = 3  # fewer sentences than this is too little content to go on alone
-# A sentence shared by more notes than this ("代码如下：") says nothing about which one is which.
-_COMMON_UNIT = 64
-_LARGE_GROUP = 10_000  # same-titled questions × their notes, beyond which pairs are not all scored
-_UNIT_BREAK = re.compile(r"[。！？!?；;\n]+|\.(?:\s+|$)")
-
-
-def content_units(text: str) -> list[str]:
-    """A text cut into sentences (prose) or lines (code), white space and case ignored."""
-    return [unit for unit in ("".join(u.split()) for u in _UNIT_BREAK.split(text.casefold())) if unit]
-
-
-def fingerprint(text: str) -> tuple[str, str]:
-    """(body, sketch) of an answer or a code example.
-
-    The body is equal for two texts with the same sentences in the same order (white space aside).
-    The sketch keeps the smallest hashes of the sentences, as hex: two sketches estimate how much
-    two texts have in common without keeping either text.
-    """
-    units = content_units(text)
-    if not units:
-        return "", ""
-    body = hashlib.sha256("\n".join(units).encode("utf-8")).hexdigest()[:16]
-    hashes = sorted({zlib.crc32(unit.encode("utf-8")) for unit in units})
-    return body, "".join(f"{h:08x}" for h in hashes[:SKETCH_SIZE])
-
-
-def _values(sketch_hex: str) -> frozenset[int]:
-    return frozenset(int(sketch_hex[i:i + 8], 16) for i in range(0, len(sketch_hex), 8))
-
-
-def similarity(a: str, b: str) -> float:
-    """The share of sentences two texts have in common (Jaccard), estimated from their sketches."""
-    va, vb = _values(a), _values(b)
-    if not va or not vb:
-        return 0.0
-    smallest = sorted(va | vb)[:SKETCH_SIZE]
-    return sum(1 for v in smallest if v in va and v in vb) / len(smallest)
-
-
-def _title_similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, normalize_key(a), normalize_key(b)).ratio()
-
-
-def _evidence(new_sketch: str, old_sketch: str, new_title: str | None = None,
-              old_title: str | None = None) -> tuple[float, str] | None:
-    """(score, why) when the content says two versions are one note; None otherwise."""
-    share = similarity(new_sketch, old_sketch)
-    if share < RENAME_SIMILARITY:
-        return None
-    if min(len(new_sketch), len(old_sketch)) // 8 < _FEW_UNITS and new_title is not None:
-        if _title_similarity(new_title, old_title or "") < TITLE_SIMILARITY:
-            return None  # "略。" is the same answer to many questions: not evidence on its own
-    why = "same answer" if share == 1.0 else f"answer {round(share * 100)}% the same"
-    return share, why
-
 # --- Giving each note of a build its GUID ---------------------------------------------------------
+
+_LARGE_GROUP = 10_000  # same-titled questions × their notes, beyond which pairs are not all scored
 #
 # The rules, in order (the README's "Updating" section states them for users):
 # 1. A question whose key the lock knows keeps that note. Same-titled questions (one key, several
@@ -432,20 +372,20 @@ def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: 
     """
     index: dict[int, list[_Old]] = {}
     for old in vanished:
-        for value in _values(old.entry.sketch):
+        for value in sketch_values(old.entry.sketch):
             index.setdefault(value, []).append(old)
     scored = []
     for i in unmatched:
         question, seen = questions[i], set()
-        for value in _values(sketches[i]):
+        for value in sketch_values(sketches[i]):
             bucket = index.get(value, ())
-            if len(bucket) > _COMMON_UNIT:
+            if len(bucket) > COMMON_UNIT:
                 continue
             for old in bucket:
                 if old.key in seen or old.entry.section != question.section:
                     continue
                 seen.add(old.key)
-                found = _evidence(sketches[i], old.entry.sketch, question.title, old.entry.title)
+                found = evidence(sketches[i], old.entry.sketch, question.title, old.entry.title)
                 if found is not None:
                     scored.append([(found[0], 0.0, -i), i, old, found[1]])
     # Where a question or a note has rivals, the closer title wins among equally alike answers
@@ -455,7 +395,7 @@ def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: 
     for entry in scored:
         _, i, old, _ = entry
         if per_question[i] > 1 or per_note[old.key] > 1:
-            entry[0] = (entry[0][0], _title_similarity(questions[i].title, old.entry.title), -i)
+            entry[0] = (entry[0][0], title_similarity(questions[i].title, old.entry.title), -i)
     pairs: dict[int, tuple[_Old, str]] = {}
     used: set[str] = set()
     for _, i, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
@@ -480,7 +420,7 @@ def _pair_code(bodies: Sequence[str], sketches: Sequence[str],
             if body and body == old.entry.body:  # the n-th of equal examples: the n-th such note
                 scored.append(((2.0, -abs(nth[body] - _ordinal(old.key)), -rank), rank, old, ""))
                 continue
-            found = _evidence(sketch_hex, old.entry.sketch)
+            found = evidence(sketch_hex, old.entry.sketch)
             if found is not None:
                 scored.append(((found[0], -abs(rank - old.rank), -rank), rank, old,
                                found[1].replace("answer", "code")))
