@@ -97,6 +97,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
                settings: Settings) -> Planned:
     """Every note of the build, from the questions, their HTML, and what their code printed."""
     from deckgen.load import quiz_blocks
+    from deckgen.notetypes import CODE_FIELDS, QA_FIELDS
     from deckgen.run import FAILED, TIMED_OUT, CodeRunner
 
     questions = corpus.questions
@@ -130,7 +131,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         plan.notes.append(PlannedNote(
             identity.key, identity.previous, "qa", identity.guid, deck,
             (title, answer.html, crumb, source), tags, question.section, question.title,
-            identity, where, navigation=3,
+            identity, where, navigation=QA_FIELDS.index("Source"),
         ))
         code_identities = resolver.code(identity, [block.code for block in blocks])
         for block, code_html, code_identity in zip(blocks, html_of.code, code_identities):
@@ -159,7 +160,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             plan.notes.append(PlannedNote(
                 code_identity.key, code_identity.previous, "code", code_identity.guid, deck, fields,
                 tags, question.section, question.title, code_identity, code_where,
-                navigation=len(fields) - 1))
+                navigation=CODE_FIELDS.index("Source")))
     return plan
 
 
