@@ -324,7 +324,7 @@ def _pair(indexes: Sequence[int], olds: Sequence[_Old],
             entry = old.entry
             same_body = bool(body) and body == entry.body
             share = 1.0 if same_body else similarity(sketch_hex, entry.sketch)
-            same_deck = entry.deck.endswith("::".join(part.replace("::", ":") for part in deck))
+            same_deck = f"::{entry.deck}".endswith("::" + "::".join(p.replace("::", ":") for p in deck))
             score = (same_body, share, entry.section == section, same_deck, not old.removed,
                      -abs(rank - old.rank), -old.rank, -rank)
             scored.append((score, index, old))
