@@ -116,6 +116,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     from deckgen.quiz import NOTHING, distinct_labels
     from deckgen.run import FAILED, TIMED_OUT, Cell, CodeRunner
     from deckgen.sanitize import neutralize_tex, tex_problems
+    from deckgen.notetypes import CODE_FIELDS, QA_FIELDS
 
     questions = corpus.questions
     resolver = IdentityResolver(lock)
@@ -163,7 +164,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         plan.notes.append(PlannedNote(
             identity.key, identity.previous, "qa", identity.guid, deck,
             (title, answer.html, crumb, source), tags, question.section, question.title,
-            identity, where, navigation=3,
+            identity, where, navigation=QA_FIELDS.index("Source"),
         ))
         cards, results = html_of.code, next(results_of)
         labels = distinct_labels([c.front_code for c in cards])
@@ -201,7 +202,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             plan.notes.append(PlannedNote(
                 code_identity.key, code_identity.previous, "code", code_identity.guid, deck, fields,
                 tags, question.section, question.title, code_identity, code_where,
-                navigation=len(fields) - 1))
+                navigation=CODE_FIELDS.index("Source")))
     _unique_first_fields(plan.notes, code_notes)
     for section, description in render_descriptions(corpus, settings.sources).items():
         diagnostics.extend(description.diagnostics)

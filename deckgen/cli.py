@@ -177,18 +177,22 @@ def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: b
 
 @main.command()
 @_sources
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Where the build writes (default: build/): its package is what removed notes ship as.")
+@click.option("--root", help="Name of the parent deck, as the build has it (default: 三年面试五年模拟).")
 @click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
               help="Lock file to compare with (default: deckgen.lock).")
 @_no_run
 @_debug
 @click.pass_context
-def status(ctx: click.Context, sources: tuple[Path, ...], lock: Path | None, no_run: bool,
-           debug: bool) -> None:
+def status(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
+           lock: Path | None, no_run: bool, debug: bool) -> None:
     """Show what `deckgen build` would add, update, rename, move and remove, writing nothing."""
     from deckgen.build import status as build_status
 
     def action():  # noqa: ANN202
-        settings = _settings(ctx, sources, lock=lock, run_code=False if no_run else None)
+        settings = _settings(ctx, sources, output=output, root=root, lock=lock,
+                             run_code=False if no_run else None)
         return build_status(settings)
 
     report = _run(debug, action)

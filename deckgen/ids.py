@@ -7,19 +7,19 @@ content, never by position; the rules are listed above IdentityResolver.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 import types
 import typing
 import unicodedata
-import zlib
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Protocol
 
+from deckgen.evidence import COMMON_UNIT, evidence, fingerprint, similarity, sketch_values, title_similarity
 from deckgen.model import WARNING, Diagnostic, Question
 
 # 【一】, 【十二】: the article's question markers.
@@ -70,8 +70,8 @@ class LockedNote:
     note_type: str = "qa"
     # Written since identity follows content; empty in older locks (see _base, _same_content).
     base: str = ""  # the question's key before same-titled questions are told apart
-    body: str = ""  # body_digest of the answer (Q&A) or the code (code note)
-    sketch: str = ""  # sketch of the same: the evidence a rename is judged on
+    body: str = ""  # fingerprint of the answer (Q&A) or the code (code note): see fingerprint
+    sketch: str = ""  # likewise: the evidence a rename is judged on
     owner: str = ""  # code notes: the GUID of their question
     source: str = ""  # the Source field (file:line) as last shipped
     deck: str = ""
@@ -312,67 +312,9 @@ def next_mod(previous: LockedNote | LockedNoteType | None, new_hash: str, now: i
     return max(now, previous.mod + 1)
 
 
-# --- Content evidence: how alike two answers (or two code examples) are ------------------------------
-
-SKETCH_SIZE = 16  # units kept per sketch: answers of up to 16 sentences are compared exactly
-RENAME_SIMILARITY = 0.5  # share of sentences (or code lines) two versions must have in common
-TITLE_SIMILARITY = 0.75  # with a very short answer, the titles must be this alike as well
-_FEW_UNITS = 3  # fewer sentences than this is too little content to go on alone
-# A sentence shared by more notes than this ("代码如下：") says nothing about which one is which.
-_COMMON_UNIT = 64
-_LARGE_GROUP = 10_000  # same-titled questions × their notes, beyond which pairs are not all scored
-_UNIT_BREAK = re.compile(r"[。！？!?；;\n]+|\.(?:\s+|$)")
-_SPACE = re.compile(r"\s+")
-
-
-def content_units(text: str) -> list[str]:
-    """A text cut into sentences (prose) or lines (code), white space and width ignored."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return [unit for unit in (_SPACE.sub("", u) for u in _UNIT_BREAK.split(text)) if unit]
-
-
-def sketch(text: str) -> str:
-    """A small fingerprint of a text's sentences (the smallest hashes among them, as hex): two
-    sketches estimate how much two texts have in common without keeping either text."""
-    hashes = sorted({zlib.crc32(unit.encode("utf-8")) for unit in content_units(text)})
-    return "".join(f"{h:08x}" for h in hashes[:SKETCH_SIZE])
-
-
-def body_digest(text: str) -> str:
-    """Equal for two texts with the same sentences in the same order (white space aside)."""
-    return content_hash(content_units(text)) if text.strip() else ""
-
-
-def _values(sketch_hex: str) -> frozenset[int]:
-    return frozenset(int(sketch_hex[i:i + 8], 16) for i in range(0, len(sketch_hex), 8))
-
-
-def similarity(a: str, b: str) -> float:
-    """The share of sentences two texts have in common (Jaccard), estimated from their sketches."""
-    va, vb = _values(a), _values(b)
-    if not va or not vb:
-        return 0.0
-    smallest = sorted(va | vb)[:SKETCH_SIZE]
-    return sum(1 for v in smallest if v in va and v in vb) / len(smallest)
-
-
-def _title_similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, normalize_key(a), normalize_key(b)).ratio()
-
-
-def _evidence(new_sketch: str, old_sketch: str, new_title: str | None = None,
-              old_title: str | None = None) -> tuple[float, str] | None:
-    """(score, why) when the content says two versions are one note; None otherwise."""
-    share = similarity(new_sketch, old_sketch)
-    if share < RENAME_SIMILARITY:
-        return None
-    if min(len(new_sketch), len(old_sketch)) // 8 < _FEW_UNITS and new_title is not None:
-        if _title_similarity(new_title, old_title or "") < TITLE_SIMILARITY:
-            return None  # "略。" is the same answer to many questions: not evidence on its own
-    why = "same answer" if share == 1.0 else f"answer {round(share * 100)}% the same"
-    return share, why
-
 # --- Giving each note of a build its GUID ---------------------------------------------------------
+
+_LARGE_GROUP = 10_000  # same-titled questions × their notes, beyond which pairs are not all scored
 #
 # The rules, in order (the README's "Updating" section states them for users):
 # 1. A question whose key the lock knows keeps that note. Same-titled questions (one key, several
@@ -395,7 +337,7 @@ class Identity:
     why: str = ""  # the evidence for a rename (or an edited example)
     moved_from: str | None = None  # the section it was in before, when it moved
     base: str = ""  # a question's key before same-titled questions are told apart
-    body: str = ""  # body_digest of the answer or the code
+    body: str = ""  # fingerprint of the answer or the code
     sketch: str = ""
     owner: str = ""  # a code note's question (its GUID)
 
@@ -430,8 +372,7 @@ class IdentityResolver:
 
     def questions(self, questions: Sequence[Question]) -> tuple[list[Identity], list[Diagnostic]]:
         diagnostics = _duplicate_warnings(questions)
-        bodies = [body_digest(q.answer) for q in questions]
-        sketches = [sketch(q.answer) for q in questions]
+        bodies, sketches = _fingerprints(q.answer for q in questions)
         groups: dict[str, list[int]] = {}
         for index, question in enumerate(questions):
             groups.setdefault(question.key, []).append(index)
@@ -462,8 +403,7 @@ class IdentityResolver:
         previous = (self.lock.notes.get(owner.previous) or self.lock.removed.get(owner.previous)
                     if owner.previous else None)
         olds = self._code.get(previous.guid, []) if previous is not None else []
-        bodies = [body_digest(c) for c in codes]
-        sketches = [sketch(c) for c in codes]
+        bodies, sketches = _fingerprints(codes)
         matched = _pair_code(bodies, sketches, olds)
         identities: list[Identity] = []
         seen: dict[str, int] = {}
@@ -484,6 +424,11 @@ class IdentityResolver:
                 guid, salt = guid_for_key(f"{key}#{salt}"), salt + 1
         self._assigned.add(guid)
         return guid
+
+
+def _fingerprints(texts: Iterable[str]) -> tuple[list[str], list[str]]:
+    pairs = [fingerprint(text) for text in texts]
+    return [body for body, _ in pairs], [sketch_hex for _, sketch_hex in pairs]
 
 
 def resolve_identities(questions: Sequence[Question], lock: Lock) -> tuple[list[Identity], list[Diagnostic]]:
@@ -530,7 +475,7 @@ def _pair(indexes: Sequence[int], olds: Sequence[_Old],
             entry = old.entry
             same_body = bool(body) and body == entry.body
             share = 1.0 if same_body else similarity(sketch_hex, entry.sketch)
-            same_deck = entry.deck.endswith("::".join(part.replace("::", ":") for part in deck))
+            same_deck = f"::{entry.deck}".endswith("::" + "::".join(p.replace("::", ":") for p in deck))
             score = (same_body, share, entry.section == section, same_deck, not old.removed,
                      -abs(rank - old.rank), -old.rank, -rank)
             scored.append((score, index, old))
@@ -578,23 +523,30 @@ def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: 
     """
     index: dict[int, list[_Old]] = {}
     for old in vanished:
-        for value in _values(old.entry.sketch):
+        for value in sketch_values(old.entry.sketch):
             index.setdefault(value, []).append(old)
     scored = []
     for i in unmatched:
         question, seen = questions[i], set()
-        for value in _values(sketches[i]):
+        for value in sketch_values(sketches[i]):
             bucket = index.get(value, ())
-            if len(bucket) > _COMMON_UNIT:
+            if len(bucket) > COMMON_UNIT:
                 continue
             for old in bucket:
                 if old.key in seen or old.entry.section != question.section:
                     continue
                 seen.add(old.key)
-                found = _evidence(sketches[i], old.entry.sketch, question.title, old.entry.title)
+                found = evidence(sketches[i], old.entry.sketch, question.title, old.entry.title)
                 if found is not None:
-                    score = (found[0], _title_similarity(question.title, old.entry.title), -i)
-                    scored.append((score, i, old, found[1]))
+                    scored.append([(found[0], 0.0, -i), i, old, found[1]])
+    # Where a question or a note has rivals, the closer title wins among equally alike answers
+    # (compared only there: it is the costly part of a mass rename).
+    per_question = Counter(i for _, i, _, _ in scored)
+    per_note = Counter(old.key for _, _, old, _ in scored)
+    for entry in scored:
+        _, i, old, _ = entry
+        if per_question[i] > 1 or per_note[old.key] > 1:
+            entry[0] = (entry[0][0], title_similarity(questions[i].title, old.entry.title), -i)
     pairs: dict[int, tuple[_Old, str]] = {}
     used: set[str] = set()
     for _, i, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
@@ -619,7 +571,7 @@ def _pair_code(bodies: Sequence[str], sketches: Sequence[str],
             if body and body == old.entry.body:  # the n-th of equal examples: the n-th such note
                 scored.append(((2.0, -abs(nth[body] - _ordinal(old.key)), -rank), rank, old, ""))
                 continue
-            found = _evidence(sketch_hex, old.entry.sketch)
+            found = evidence(sketch_hex, old.entry.sketch)
             if found is not None:
                 scored.append(((found[0], -abs(rank - old.rank), -rank), rank, old,
                                found[1].replace("answer", "code")))

@@ -247,20 +247,20 @@ def page(preview: Preview, mathjax_src: str, source_pages: Mapping[Path, str] | 
 """
 
 
-_PAGE_CSS = f"""
-body.preview {{ margin: 0; background: #8c959f; font: 14px/1.4 system-ui, sans-serif; }}
-.toolbar {{ position: sticky; top: 0; z-index: 10; background: #24292f; color: #fff;
-  padding: 8px 12px; display: flex; flex-wrap: wrap; gap: 4px 16px; align-items: center; }}
-.toolbar a {{ color: #9cd1ff; }}
-.note {{ margin: 16px 12px 28px; }}
-.note > .meta {{ color: #fff; margin-bottom: 4px; }}
-.note > .meta a {{ color: #fff; }}
-.sides {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
-.side-name {{ color: #eaeef2; font-size: 12px; }}
+_PAGE_CSS = """
+body.preview { margin: 0; background: #8c959f; font: 14px/1.4 system-ui, sans-serif; }
+.toolbar { position: sticky; top: 0; z-index: 10; background: #24292f; color: #fff;
+  padding: 8px 12px; display: flex; flex-wrap: wrap; gap: 4px 16px; align-items: center; }
+.toolbar a { color: #9cd1ff; }
+.note { margin: 16px 12px 28px; }
+.note > .meta { color: #fff; margin-bottom: 4px; }
+.note > .meta a { color: #fff; }
+.sides { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.side-name { color: #eaeef2; font-size: 12px; }
 /* The phone: a frame as wide as the screen the card is drawn on; nothing is clipped here, so
    what would overflow on a phone overflows here too. */
-.side > .card {{ width: var(--frame); box-sizing: border-box; min-height: 120px;
-  box-shadow: 0 1px 4px rgba(0, 0, 0, .3); }}
+.side > .card { width: var(--frame); box-sizing: border-box; min-height: 120px;
+  box-shadow: 0 1px 4px rgba(0, 0, 0, .3); }
 """
 
 _SOURCE_CSS = """

@@ -213,7 +213,7 @@ def test_a_removed_question_that_returns_gets_its_notes_back(session):  # noqa: 
     assert back == reviewed
 
 
-def test_one_sentence_added_to_the_shipped_article_updates_one_note(no_run_project, anki, tmp_path):  # noqa: ANN001
+def test_a_sentence_added_to_the_article_updates_one_note(no_run_project, anki, tmp_path):  # noqa: ANN001
     """The issue's measurement: one sentence added near the top of the shipped article moved the
     lines of 54 other notes, and Anki updated all 54."""
     import shutil

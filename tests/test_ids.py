@@ -369,3 +369,28 @@ def test_hundreds_of_same_titled_questions_keep_their_notes_by_answer() -> None:
     guids, lock = locked_build(many)
     again, _ = locked_build([qa("代码示例", "新的一个。"), *reversed(many)], lock)
     assert again[1:] == list(reversed(guids)) and again[0] not in guids
+
+
+def test_among_notes_with_the_same_answer_the_closer_title_continues() -> None:
+    guids, lock = locked_build([qa("什么是位置编码？", LONG), qa("介绍一下损失函数", LONG)])
+    identities, _ = resolve_identities([qa("介绍一下损失函数的作用", LONG)], lock)
+    assert identities[0].guid == guids[1]
+
+
+def test_identical_questions_in_different_files_keep_their_notes_by_deck() -> None:
+    """The knowledge base repeats a question, answer and all, in several files of one section."""
+    def copy(file: str) -> Question:
+        q = qa("python中assert的作用?", LONG, "编程基础")
+        q.deck = ("编程基础", file)
+        return q
+
+    def run(questions: list[Question], lock: Lock) -> tuple[list[str], Lock]:
+        identities, _ = resolve_identities(questions, lock)
+        planned = [PlannedNote(i.key, i.previous, "qa", i.guid, "Root::" + "::".join(q.deck),
+                               (q.title, q.answer), (), q.section, q.title, i)
+                   for q, i in zip(questions, identities)]
+        return [i.guid for i in identities], settle(planned, lock, {}, {}, NOW).lock
+
+    guids, lock = run([copy("基础"), copy("进阶")], Lock())
+    again, _ = run([copy("新文件"), copy("基础"), copy("进阶")], lock)
+    assert again[1:] == guids and again[0] not in guids

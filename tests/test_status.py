@@ -103,3 +103,22 @@ def test_failed_examples_are_listed_at_their_line(project, monkeypatch):  # noqa
     assert f"source/article.md:{line}: example failed: ValueError: boom" in out.splitlines()
     assert "2 code notes (2 added; 1 failed, 1 skipped)" in out
     assert f"source/article.md:{line}: example failed: ValueError: boom" in run_cli("build")[1]  # up to date
+
+
+def test_status_before_a_first_build_counts_what_would_be_added(no_run_project, monkeypatch):  # noqa: ANN001
+    monkeypatch.chdir(no_run_project.root)
+    code, out, _ = run_cli("status", "--no-run")
+    assert code == 0
+    assert "深度学习基础: 2 questions (2 added); 0 code notes; 0 images; 0 warnings" in out
+    assert "on import, Anki would add 6 notes" in out
+    assert not no_run_project.settings.lock.exists() and not no_run_project.settings.output.exists()
+
+
+def test_status_stops_at_an_error_as_a_build_would(no_run_project, monkeypatch):  # noqa: ANN001
+    monkeypatch.chdir(no_run_project.root)
+    with no_run_project.article.open("a", encoding="utf-8") as handle:
+        handle.write("\n```python\nprint(1)\n")
+    code, out, err = run_cli("status", "--no-run")
+    assert code == 1 and "unclosed code fence" in err
+    assert err.splitlines()[-1] == "deckgen: 1 error(s): a build would stop here"
+    assert "on import" not in out
