@@ -116,7 +116,7 @@ def read_source(path: Path) -> tuple[str | None, list[Diagnostic]]:
 
 def _read_regular(path: Path) -> bytes:
     # O_NONBLOCK: opening a named pipe would wait for a writer; it is refused instead.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
