@@ -100,7 +100,6 @@ class Staging:
             _finish(self.journal)
             moves = [[str(t), str(s)] for t, s in self.staged.items()]
             write_atomic(self.journal, json.dumps(moves, ensure_ascii=False))
-            _sync(self.journal.parent)
             self.moving = True
             self._move()
             self.journal.unlink()
@@ -108,8 +107,9 @@ class Staging:
     def _move(self) -> None:
         for target, temporary in self.staged.items():
             os.replace(temporary, target)
-        for folder in {target.parent for target in self.staged}:
-            _sync(folder)
+        if os.name == "posix":  # (a folder cannot be opened for syncing elsewhere)
+            for folder in {target.parent for target in self.staged}:
+                _sync(folder)
 
     def discard(self) -> None:
         for temporary in self.staged.values():

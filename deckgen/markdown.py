@@ -192,6 +192,7 @@ _PRE_CLOSER = re.compile(r"</pre>", re.IGNORECASE)
 
 def _html_block_of_card_tags(rule: BlockRule) -> BlockRule:
     last_closers = {opener: _LastMatch(closer) for opener, closer in (*_CLOSERS, ("<pre", _PRE_CLOSER))}
+    unclosed: dict[tuple[str, int], tuple[str, int, int]] = {}  # (opener, indent) → (text, from, to)
 
     def html_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         position = state.bMarks[start] + state.tShift[start]
@@ -209,12 +210,19 @@ def _html_block_of_card_tags(rule: BlockRule) -> BlockRule:
         # its container (a glance at the file's last closer first keeps many unclosed ones cheap).
         if last_closers[opener](state.src) < position:
             return False
+        # Lines up to where a scan from an earlier line of this container found no closer have
+        # none either: many unclosed openers in one list item cost one scan, not one each.
+        seen = unclosed.get((opener, state.blkIndent))
+        if seen is not None and seen[0] is state.src and seen[1] < start < seen[2]:
+            return False
         tokens, line = len(state.tokens), state.line
         if not rule(state, start, end, False):
             return False
         closer = dict(_CLOSERS).get(opener, _PRE_CLOSER)
-        if silent or not closer.search(state.tokens[-1].content, len(opener)):
-            closed = silent and bool(closer.search(state.tokens[-1].content, len(opener)))
+        closed = bool(closer.search(state.tokens[-1].content, len(opener)))
+        if not closed:
+            unclosed[(opener, state.blkIndent)] = (state.src, start, state.line)
+        if silent or not closed:
             del state.tokens[tokens:]
             state.line = line
             return closed

@@ -5,7 +5,7 @@
     python scripts/benchmark.py --scales 1 # just one size
     python scripts/benchmark.py --scales --corpus path/to/Interview-for-Algorithm-Engineer
     python scripts/benchmark.py --scales --rename 10000  # a rebuild after every title changed
-    python scripts/benchmark.py --long-lines   # one-line files: 20 MB (refused) and 2 MB ones
+    python scripts/benchmark.py --long-lines   # one-line files: 20 MB (refused), 1M-character lines
     python scripts/benchmark.py --pairs 20     # 20 pairs of builds at once: failures, if any
 
 Each build runs as its own process (`python -m deckgen build … --no-run --offline`), so wall time includes
@@ -222,15 +222,16 @@ def measure(name: str, source: Path, repeat: int) -> None:
           f"unchanged {median(warm):5.2f} s {max(warm_mb):4.0f} MB peak", flush=True)
 
 
-# One-line files: (name, what the line repeats, its size in bytes). 20 MB is refused (above
-# parse.MAX_SOURCE_BYTES); the others sit just under that limit: plain text, the knowledge base's
-# mix, the densest markup found (a link every 7 characters), and `[` left open before one `]`.
+# One-line files: (name, what the line repeats, its size in characters). 20 MB is refused (above
+# parse.MAX_SOURCE_BYTES); the others are lines just under parse.MAX_LINE_CHARS: plain text, a
+# mix of the knowledge base's markup, the densest markup found (a link every 7 characters), and
+# `[` left open before one `]` at the end.
 LONG_LINES = [
-    ("20 MB, one line", "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) ", 20_000_000),
-    ("2 MB plain", "中文文字，标点。 words ", 1_990_000),
-    ("2 MB mixed", "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) ", 1_990_000),
-    ("2 MB [a](b)", "[a](b) ", 1_990_000),
-    ("2 MB [a … ]", "[a ", 1_990_000),
+    ("20 MB, one line", "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) ", 15_000_000),
+    ("1M chars plain", "中文文字，标点。 words ", 999_000),
+    ("1M chars mixed", "文字 $x_i$ 与 **粗体** 和 `code` [链接](https://e.com) ", 999_000),
+    ("1M chars [a](b)", "[a](b) ", 999_000),
+    ("1M chars [a … ]", "[a ", 999_000),
 ]
 
 
@@ -243,7 +244,7 @@ def measure_long_lines(names: list[str]) -> None:
         with tempfile.TemporaryDirectory(prefix="deckgen-long-") as tmp:
             work = Path(tmp)
             (work / "source").mkdir()
-            line = unit * (size // len(unit.encode())) + ("]" if unit == "[a " else "")
+            line = unit * (size // len(unit)) + ("]" if unit == "[a " else "")
             (work / "source" / "a.md").write_text(f"# 节\n\n## 【一】问题？\n\n{line}\n", encoding="utf-8")
             probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                      "code = subprocess.run(sys.argv[1:], capture_output=True).returncode; "

@@ -12,15 +12,19 @@ _README = "readme.md"
 _SKIPPED_DIRS = {"build"}
 _NOT_A_FILE = "not a regular file (a named pipe, socket or device): skipped"
 
-# Rendering costs up to ~20 s and ~200 MB per MB of the densest Markdown (a link or a formula
-# every few characters; scripts/benchmark.py): past this size a file is refused, not worked on
-# for minutes. The largest file of the knowledge base is 160 KB.
-MAX_SOURCE_BYTES = 2_000_000
+# What a build reads, bounded. A paragraph's inline Markdown costs up to ~40 s and ~400 MB per
+# MB in its densest forms (a link every 7 characters, `[` left open: scripts/benchmark.py
+# --long-lines), so a line, a paragraph at most, is refused past MAX_LINE_CHARS; past
+# MAX_SOURCE_BYTES a file is no article (the knowledge base's largest file is 160 KB, its longest
+# line 1,239 characters).
+MAX_SOURCE_BYTES = 16_000_000
+MAX_LINE_CHARS = 1_000_000
 
 
 def read_source(path: Path) -> tuple[str | None, list[Diagnostic]]:
     """The text of a source file: UTF-8, BOM stripped, line endings LF, tabs kept. Only a
-    regular file of at most MAX_SOURCE_BYTES is read (a named pipe would block the build)."""
+    regular file of at most MAX_SOURCE_BYTES is read (a named pipe would block the build), and
+    one with a line longer than MAX_LINE_CHARS is refused."""
     try:
         data = _read_regular(Path(path))
     except OSError as exc:
@@ -31,12 +35,19 @@ def read_source(path: Path) -> tuple[str | None, list[Diagnostic]]:
         line = data.count(b"\n", 0, exc.start) + 1
         message = f"not UTF-8: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}"
         return None, [Diagnostic(path, line, ERROR, message)]
-    return normalize_text(text), []
+    text = normalize_text(text)
+    if len(text) > MAX_LINE_CHARS:
+        for line, length in enumerate(map(len, text.split("\n")), start=1):
+            if length > MAX_LINE_CHARS:
+                message = (f"a line of {length:,} characters; deckgen reads lines of at most "
+                           f"{MAX_LINE_CHARS:,} characters: break it into paragraphs")
+                return None, [Diagnostic(path, line, ERROR, message)]
+    return text, []
 
 
 def _read_regular(path: Path) -> bytes:
     # O_NONBLOCK: opening a named pipe would wait for a writer; it is refused instead.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
