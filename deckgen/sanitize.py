@@ -175,6 +175,8 @@ _STYLED_COMMANDS = {
     "enclose": 2,
 }
 _WITHOUT_BODY = frozenset({"url", "require", "html", "color", "definecolor"})
+_CANDIDATE = re.compile(r"\\(?:%s)(?![A-Za-z])"
+                        % "|".join(sorted({*_TEX_COMMANDS, *_STYLED_COMMANDS})))
 _PLAIN_ARGUMENT = re.compile(r"^[\w\s#.,=+-]*$")
 _WEB_URL = re.compile(r"^https?://", re.IGNORECASE)
 # Where MathJax finds math in a card: Anki's delimiters. Tags it never looks into are skipped.
@@ -189,7 +191,7 @@ def sanitize_tex(tex: str) -> tuple[str, list[str]]:
     `\href{javascript:…}{text}` becomes `{text}`, `\style{…}{x}` becomes `{x}`, `\require{…}`
     goes; a command whose arguments cannot be read here loses its name, so it can do nothing.
     """
-    if "\\" not in tex:
+    if "\\" not in tex or not _CANDIDATE.search(tex):  # the common case, at regex speed
         return tex, []
     problems: list[str] = []
     return _sanitize_tex(tex, problems), list(dict.fromkeys(problems))
