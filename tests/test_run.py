@@ -376,8 +376,8 @@ def test_the_bootstrap_isolates_a_user_that_is_not_root() -> None:
                 "open('inside.txt', 'w').write('mine')\nprint(open('inside.txt').read())\n"
                 "try:\n    open('../outside.txt', 'w')\n"
                 "except OSError as error:\n    print(error.strerror)\n")
-        command = [str(system_python), "-I", "-c", sandbox._BEST_EFFORT_BOOTSTRAP, "5", str(256 << 20),
-                   str(1 << 20), str(system_python), "-I", "-c", code]
+        command = [str(system_python), "-I", "-c", sandbox._inside(), "best-effort", "5",
+                   str(256 << 20), str(1 << 20), str(system_python), "-I", "-c", code]
         done = subprocess.run(command, cwd=home, user=nobody.pw_uid, group=nobody.pw_gid,
                               extra_groups=[], env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
                               capture_output=True, text=True, timeout=10)
