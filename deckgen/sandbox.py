@@ -210,7 +210,9 @@ def _bwrap_command(folder: str, limits: Limits, program: str) -> list[str]:
     command += ["--symlink", "../run", "/var/run"]
     for path in _interpreter_paths(program):
         command += ["--ro-bind", path, path]
-    command += ["--ro-bind", folder, inside.INPUT, "--size", str(limits.disk_bytes), "--tmpfs", folder,
+    # The folder's files are shown read-only for the reaper to copy into the quota'd tmpfs.
+    command += ["--ro-bind", folder, inside.INPUT,
+                "--size", str(limits.disk_bytes), "--tmpfs", folder,
                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", folder]
     return command
 
@@ -237,9 +239,8 @@ def _unpack(archive: bytes, folder: str) -> None:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r|") as tar:
             members = []
             for member in tar:
-                parts = member.name.split("/")
-                if (member.name.startswith("/") or ".." in parts or not (member.isfile()
-                                                                         or member.isdir())):
+                outside = member.name.startswith("/") or ".." in member.name.split("/")
+                if outside or not (member.isfile() or member.isdir()):
                     continue
                 data = tar.extractfile(member).read() if member.isfile() else None
                 members.append((member.name, data))
