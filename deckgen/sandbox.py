@@ -188,7 +188,7 @@ def _start(command: list[str], folder: str, environment: dict[str, str],
 # certificates); the rest of /etc (shadow, ssh keys, the builder's configuration) stays out.
 _ETC = ("passwd", "group", "nsswitch.conf", "hosts", "localtime", "timezone", "ld.so.cache",
         "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "mime.types", "locale.alias",
-        "os-release", "alternatives")
+        "os-release", "alternatives", "fonts", "services", "protocols")
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # shown read-only
 
 
