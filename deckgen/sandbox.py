@@ -19,6 +19,7 @@ forks and setsid included), and hands back the folder's files. A pids cgroup, wh
 has one we may write, bounds the number of processes (RLIMIT_NPROC does not hold for root).
 
 One call, `run(argv, folder, limits)`, is the whole interface; run.py decides what to run.
+The programs that run inside the sandbox are deckgen/inside.py.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from deckgen import inside
 
 BUBBLEWRAP = "bubblewrap"
 NAMESPACES = "namespaces"
@@ -123,7 +126,7 @@ def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
          env: Mapping[str, str] | None, keep_files: bool = True) -> Outcome:
     environment = {**_child_environment(folder), **(env or {})}
     if chosen == BEST_EFFORT:
-        command = [sys.executable, "-I", "-c", _BEST_EFFORT_BOOTSTRAP, str(limits.cpu_seconds),
+        command = [sys.executable, "-I", "-c", _inside(), "best-effort", str(limits.cpu_seconds),
                    str(limits.memory_bytes), str(limits.file_bytes), *argv]
         process = _start(command, folder, environment, ())
         with process:
@@ -139,13 +142,15 @@ def _run(chosen: str, argv: list[str], folder: str, limits: Limits,
                   "keep_files": keep_files}
         if chosen == BUBBLEWRAP:
             command = [*_bwrap_command(folder, limits, argv[0]), sys.executable, "-I", "-c",
-                       _REAPER_MAIN, json.dumps(config), *argv]
+                       _inside(), "bwrap", json.dumps(config), *argv]
             if group is not None:  # joined before bwrap starts, so every process inherits it
                 command = ["/bin/sh", "-c", 'echo $$ > "$0" || exit 125; exec "$@"',
                            str(group.path / "cgroup.procs"), *command]
         else:
-            config["cgroup"] = str(group.path / "cgroup.procs") if group else None
-            command = [sys.executable, "-I", "-c", _NAMESPACE_MAIN, json.dumps(config), *argv]
+            config.update(cgroup=str(group.path / "cgroup.procs") if group else None,
+                          system=_SYSTEM, etc=[f"/etc/{name}" for name in _ETC])
+            command = [sys.executable, "-I", "-c", _inside(), "namespaces", json.dumps(config),
+                       *argv]
         try:
             process = _start(command, folder, environment, (write_end,))
         finally:
@@ -183,8 +188,7 @@ def _start(command: list[str], folder: str, environment: dict[str, str],
 # certificates); the rest of /etc (shadow, ssh keys, the builder's configuration) stays out.
 _ETC = ("passwd", "group", "nsswitch.conf", "hosts", "localtime", "timezone", "ld.so.cache",
         "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "mime.types", "locale.alias",
-        "os-release", "alternatives")
-_INPUT = "/run/deckgen-input"  # where bwrap shows the folder's files, to be copied in
+        "os-release", "alternatives", "fonts", "services", "protocols")
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # shown read-only
 
 
@@ -206,7 +210,9 @@ def _bwrap_command(folder: str, limits: Limits, program: str) -> list[str]:
     command += ["--symlink", "../run", "/var/run"]
     for path in _interpreter_paths(program):
         command += ["--ro-bind", path, path]
-    command += ["--ro-bind", folder, _INPUT, "--size", str(limits.disk_bytes), "--tmpfs", folder,
+    # The folder's files are shown read-only for the reaper to copy into the quota'd tmpfs.
+    command += ["--ro-bind", folder, inside.INPUT,
+                "--size", str(limits.disk_bytes), "--tmpfs", folder,
                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", folder]
     return command
 
@@ -233,9 +239,8 @@ def _unpack(archive: bytes, folder: str) -> None:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r|") as tar:
             members = []
             for member in tar:
-                parts = member.name.split("/")
-                if (member.name.startswith("/") or ".." in parts or not (member.isfile()
-                                                                         or member.isdir())):
+                outside = member.name.startswith("/") or ".." in member.name.split("/")
+                if outside or not (member.isfile() or member.isdir()):
                     continue
                 data = tar.extractfile(member).read() if member.isfile() else None
                 members.append((member.name, data))
@@ -263,459 +268,10 @@ def _unpack(archive: bytes, folder: str) -> None:
             continue  # a file where the archive wants a folder, and the like: skip that one
 
 
-# --- the programs that run inside --------------------------------------------------------------
-#
-# They start as `python -I -c` (an isolated interpreter, so nothing of the caller leaks in). Doing
-# this in the child's own code rather than in a Popen preexec_fn keeps run_many's threads safe:
-# preexec_fn runs Python between fork and exec, where another thread's locks can deadlock it.
-
-# The reaper: PID 1 of the run's PID namespace. The kernel delivers no signal to it from inside
-# the namespace that it has no handler for (SIGKILL included), so an example cannot kill it; it
-# starts the command, and when the command ends kills everything else in the namespace, then
-# sends the command's wait status and a tar of the folder through the result pipe.
-_REAPER = r"""
-import json, os, signal, sys
-
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
-
-
-def load_libc():
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                           ctypes.c_ulong)
-    return libc
-
-
-def set_limits(config):
-    import resource
-    for name, soft, hard in (("RLIMIT_CPU", config["cpu"], config["cpu"] + 1),
-                             ("RLIMIT_AS", config["memory"], config["memory"]),
-                             ("RLIMIT_FSIZE", config["file"], config["file"]),
-                             ("RLIMIT_CORE", 0, 0)):
-        which = getattr(resource, name)
-        current_hard = resource.getrlimit(which)[1]
-        if current_hard != resource.RLIM_INFINITY:
-            soft, hard = min(soft, current_hard), min(hard, current_hard)
-        resource.setrlimit(which, (soft, hard))
-
-
-def copy_in(source):
-    import shutil
-    for entry in os.scandir(source):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.copytree(entry.path, entry.name, symlinks=True)
-        elif entry.is_file(follow_symlinks=False):
-            shutil.copyfile(entry.path, entry.name)
-
-
-def wait_for(pid):
-    while True:
-        try:
-            done, status = os.wait()
-        except ChildProcessError:
-            return None
-        if done == pid:
-            return status
-
-
-def copied_in(source):
-    try:
-        copy_in(source)
-        return True
-    except OSError as error:
-        print(f"deckgen could not copy the example's folder: {error}", file=sys.stderr,
-              flush=True)
-        return False
-
-
-def reap(libc, config, argv, copied):
-    result = config["result"]
-    os.set_inheritable(result, False)
-    # Undumpable: no process of the run may open /proc/1/fd (the result pipe, the input).
-    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    if not copied:
-        send(result, 126 << 8)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-            set_limits(config)
-            os.execv(argv[0], argv)
-        except OSError as error:
-            print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr, flush=True)
-        os._exit(127)
-    status = wait_for(pid)
-    try:
-        os.kill(-1, signal.SIGKILL)  # from PID 1: every other process of the namespace
-    except OSError:
-        pass
-    wait_for(None)
-    send(result, status, config["keep_files"])
-
-
-def send(result, status, keep_files=False):
-    import tarfile
-    with os.fdopen(result, "wb") as out:
-        out.write(json.dumps({"status": status}).encode() + b"\n")
-        if keep_files:
-            try:
-                with tarfile.open(fileobj=out, mode="w|") as tar:
-                    for name in sorted(os.listdir(".")):
-                        tar.add(name)
-            except (OSError, tarfile.TarError):
-                pass
-    os._exit(0)
-"""
-
-# Inside bwrap (started with --as-pid-1): the mounts are made; copy the folder in and reap.
-_REAPER_MAIN = _REAPER + r"""
-config = json.loads(sys.argv[1])
-reap(load_libc(), config, sys.argv[2:], copied_in("/run/deckgen-input"))
-"""
-
-# Where bwrap is missing: the same namespaces and mounts made with unshare(2) and mount(2). The
-# first process joins the cgroup, unshares and forks the reaper, PID 1 of the new namespace,
-# which builds the view before reaping; the first waits for it and dies with the build.
-_NAMESPACE_MAIN = _REAPER + (f"ETC_FILES = {tuple('/etc/' + name for name in _ETC)!r}\n"
-                              f"SYSTEM = {_SYSTEM!r}\n") + r"""
-import ctypes
-
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
-CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
-MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-# A remount must repeat what a user namespace locks on a mount: these, and its atime setting.
-KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC,
-              b"noatime": 0x400, b"nodiratime": 0x800, b"relatime": 0x200000,
-              b"strictatime": 0x1000000}
-PR_CAPBSET_DROP = 24
-PRIVATE = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/dev/shm")
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-ETC = ETC_FILES
-MNT_DETACH = 2
-PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "i686": 217, "armv7l": 218, "riscv64": 41,
-              "ppc64le": 203, "s390x": 217}
-
-
-def unescape(field):
-    if b"\\" not in field:
-        return field
-    parts = field.split(b"\\")
-    return parts[0] + b"".join(bytes([int(p[:3], 8)]) + p[3:] for p in parts[1:])
-
-
-def check(result, what):
-    if result != 0:
-        raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
-
-
-def bind(libc, fd, target, recursive=False):
-    flags = MS_BIND | (MS_REC if recursive else 0)
-    check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, flags, None), target)
-    os.close(fd)
-
-
-# The root bwrap would build, made by hand: a tmpfs holding read-only binds of the system's
-# programs and libraries, a few /etc files and the interpreter; private /tmp, /run, /dev/shm,
-# home; a fresh /dev and /proc; the folder a tmpfs of the quota's size. Then pivot_root into it
-# and let go of the old root.
-def build_view(libc, config, home):
-    mount = libc.mount
-    check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
-    # Everything to show is opened first, by the old root's paths.
-    source = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
-    shown = []
-    for name in SYSTEM:
-        if os.path.islink(name):
-            shown.append((name, os.readlink(name), None))
-        elif os.path.isdir(name):
-            shown.append((name, None, os.open(name, os.O_PATH)))
-    shown += [(path, None, os.open(path, os.O_PATH)) for path in ETC if os.path.exists(path)]
-    shown += [(path, None, os.open(path, os.O_PATH)) for path in config["keep"]]
-    devices = [(name, os.open("/dev/" + name, os.O_PATH)) for name in DEVICES
-               if os.path.exists("/dev/" + name)]
-    new = "/tmp"  # any directory will do as the mount point of the new root
-    check(mount(b"tmpfs", new.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"),
-          "the new root")
-    # Private scratch folders first: an interpreter kept below /root is bound on top of them.
-    scratch = b"mode=1777,size=%d" % config["scratch"]
-    for path in PRIVATE[:-1]:
-        os.makedirs(new + path, exist_ok=True)
-        check(mount(b"tmpfs", (new + path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch),
-              path)
-    for path, link, fd in shown:
-        target = new + path
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if link is not None:
-            os.symlink(link, target)
-        elif os.path.isdir(f"/proc/self/fd/{fd}"):
-            os.makedirs(target, exist_ok=True)
-            bind(libc, fd, target, recursive=True)
-        else:
-            open(target, "w").close()
-            bind(libc, fd, target)
-    os.makedirs(new + "/dev")
-    check(mount(b"tmpfs", (new + "/dev").encode(), b"tmpfs", MS_NOSUID, b"mode=0755,size=64k"),
-          "/dev")
-    for name, fd in devices:
-        open(f"{new}/dev/{name}", "w").close()
-        bind(libc, fd, f"{new}/dev/{name}")
-    os.mkdir(new + "/dev/pts")
-    if mount(b"devpts", (new + "/dev/pts").encode(), b"devpts", MS_NOSUID | MS_NOEXEC,
-             b"newinstance,ptmxmode=0666,mode=620") == 0:
-        os.symlink("pts/ptmx", new + "/dev/ptmx")
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"{new}/dev/{name}")
-    os.mkdir(new + "/dev/shm")
-    check(mount(b"tmpfs", (new + "/dev/shm").encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch),
-          "/dev/shm")
-    os.makedirs(new + "/var", exist_ok=True)
-    os.symlink("../run", new + "/var/run")
-    os.makedirs(new + home, exist_ok=True)
-    check(mount(b"tmpfs", (new + home).encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                b"mode=0755,size=%d" % config["disk"]), "the folder's quota")
-    os.chdir(new + home)
-    copied = copied_in(f"/proc/self/fd/{source}")
-    os.close(source)
-    # A fresh /proc: this namespace's processes only. Mounted while the host's is still in
-    # view, which a user namespace requires; where the kernel refuses it, an empty one.
-    os.makedirs(new + "/proc")
-    proc = MS_NOSUID | MS_NODEV | MS_NOEXEC
-    if mount(b"proc", (new + "/proc").encode(), b"proc", proc, None) != 0:
-        check(mount(b"tmpfs", (new + "/proc").encode(), b"tmpfs", proc, b"size=4k"), "/proc")
-    # The new root's mounts, as they will be named from inside it (read while /proc is the host's).
-    with open("/proc/self/mountinfo", "rb") as f:
-        table = []
-        for line in f.read().splitlines():
-            fields = line.split()
-            target = unescape(fields[4])
-            if target == new.encode() or target.startswith(new.encode() + b"/"):
-                table.append((target[len(new):] or b"/", fields[5].split(b",")))
-    os.chdir(new)
-    # pivot_root(".", "."): the old root ends up on top of the new one, and is let go of.
-    check(libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
-    check(libc.umount2(b".", MNT_DETACH), "the old root")
-    os.chdir("/")
-    writable = {home.encode(), b"/dev/pts", *(p.encode() for p in PRIVATE)}
-    for target, options in table:
-        if target in writable or b"ro" in options:
-            continue
-        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-        for name in options:
-            flags |= KEPT_FLAGS.get(name, 0)
-        check(mount(None, target, None, flags, None), "read-only " + target.decode(errors="replace"))
-    os.chdir(home)
-    return copied
-
-
-config = json.loads(sys.argv[1])
-argv = sys.argv[2:]
-libc = load_libc()
-libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                       ctypes.c_char_p)
-libc.unshare.argtypes = (ctypes.c_int,)
-libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-try:
-    if config.get("cgroup"):
-        with open(config["cgroup"], "w") as f:
-            f.write(str(os.getpid()))
-    uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
-    if libc.unshare(flags) != 0:
-        check(libc.unshare(flags | CLONE_NEWUSER), "namespaces")
-        for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
-                           ("/proc/self/gid_map", f"{gid} {gid} 1")):
-            with open(path, "w") as f:
-                f.write(text)
-except OSError as error:
-    print(f"deckgen could not contain the example: {error}", file=sys.stderr, flush=True)
-    os._exit(125)
-home = os.getcwd()
-pid = os.fork()
-if pid:
-    os.close(config["result"])
-    _, status = os.waitpid(pid, 0)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-try:
-    copied = build_view(libc, config, home)
-except OSError as error:
-    print(f"deckgen could not contain the example: {error}", file=sys.stderr, flush=True)
-    os._exit(125)
-# No capability survives the exec of the command, root or not.
-for capability in range(64):
-    libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)
-reap(libc, config, argv, copied)
-"""
-
-# Where no namespace sandbox is possible: the same limits, and whatever namespaces the OS grants
-# (network_isolated and filesystem_isolated tell what this machine allows). Each step is best
-# effort: what the OS refuses is left as it was.
-_BEST_EFFORT_BOOTSTRAP = r"""
-import os, sys
-
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x20000, 0x10000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
-MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-# A remount must repeat these if the mount has them (in a user namespace they are locked, and
-# leaving one out is refused). Atime flags are left out on purpose: the kernel then keeps them.
-KEPT_FLAGS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC}
-# Left writable: the block's own directory; /dev/shm, where POSIX semaphores (hence
-# multiprocessing) live, which gets a private, empty tmpfs where the OS allows; /dev/pts, where
-# terminals are made. Everything else, /dev, /proc and /sys included, becomes read-only; device
-# nodes on a read-only mount still work, so /dev/null does.
-WRITABLE = (b"/dev/shm", b"/dev/pts")
-# Taken from a root block, so it can neither undo the read-only mounts nor reach the host's
-# files through /proc/<pid>/root, nor do what no namespace contains: SYS_ADMIN, SYS_PTRACE,
-# MKNOD, SYS_MODULE, SYS_RAWIO, SYS_BOOT, SYS_TIME.
-DROPPED_CAPABILITIES = (21, 19, 27, 16, 17, 22, 25)
-PR_CAPBSET_DROP = 24
-
-
-def load_libc():
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                               ctypes.c_ulong, ctypes.c_char_p)
-        libc.unshare.argtypes = (ctypes.c_int,)
-        libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                               ctypes.c_ulong)
-        return libc
-    except (ImportError, OSError, AttributeError):
-        return None
-
-
-def unshare(libc, flags):
-    if libc is not None:
-        return libc.unshare(flags) == 0
-    if hasattr(os, "unshare") and not flags & CLONE_NEWNS:  # no use for one without mount()
-        try:
-            os.unshare(flags)
-            return True
-        except OSError:
-            pass
-    return False
-
-
-def enter_namespaces(libc):
-    # As root a mount and a network namespace need no more; otherwise an unprivileged user
-    # namespace may still allow them. Without a mount namespace, at least the network goes.
-    choices = (CLONE_NEWNS | CLONE_NEWNET, CLONE_NEWNET,
-               CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET)
-    uid, gid = os.getuid(), os.getgid()
-    flags = next((flags for flags in choices if unshare(libc, flags)), 0)
-    if flags & CLONE_NEWUSER:
-        # Map our own ids into it, so the block keeps seeing the same uid and owning its files.
-        for path, text in (("/proc/self/setgroups", "deny"),
-                           ("/proc/self/uid_map", f"{uid} {uid} 1"),
-                           ("/proc/self/gid_map", f"{gid} {gid} 1")):
-            try:
-                with open(path, "w") as f:
-                    f.write(text)
-            except OSError:
-                pass
-    return flags
-
-
-def unescape(field):
-    # mountinfo writes space, tab, newline and backslash in a path as \ooo.
-    if b"\\" not in field:
-        return field
-    parts = field.split(b"\\")
-    out = [parts[0]]
-    for part in parts[1:]:
-        out.append(bytes([int(part[:3], 8)]) + part[3:])
-    return b"".join(out)
-
-
-def make_read_only(libc, memory_bytes):
-    mount = libc.mount
-    home = os.getcwdb()
-    # Private first: nothing done in here may propagate back to the host's mounts.
-    if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return
-    # The block's directory becomes a mount of its own, which stays writable when its file
-    # system goes read-only. The cwd still points below the old mount, so step onto the new one.
-    if mount(home, home, None, MS_BIND, None) != 0:
-        return
-    os.chdir(home)
-    mount(None, home, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, None)
-    mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV,
-          b"mode=1777,size=%d" % memory_bytes)
-    with open("/proc/self/mountinfo", "rb") as f:
-        table = f.read().splitlines()
-    for line in table:
-        fields = line.split()
-        target, options = unescape(fields[4]), fields[5].split(b",")
-        if target == home or target in WRITABLE or b"ro" in options:
-            continue
-        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-        for name in options:
-            flags |= KEPT_FLAGS.get(name, 0)
-        mount(None, target, None, flags, None)  # one that refuses stays as it was
-
-
-def drop_capabilities(libc):
-    for capability in DROPPED_CAPABILITIES:
-        libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)  # refused when not root: nothing to drop
-
-
-def set_limits(cpu_seconds, memory_bytes, file_bytes):
-    try:
-        import resource
-    except ImportError:
-        return
-    for name, soft, hard in (("RLIMIT_CPU", cpu_seconds, cpu_seconds + 1),
-                             ("RLIMIT_AS", memory_bytes, memory_bytes),
-                             ("RLIMIT_FSIZE", file_bytes, file_bytes),
-                             ("RLIMIT_CORE", 0, 0)):
-        which = getattr(resource, name, None)
-        if which is None:
-            continue
-        try:
-            current_hard = resource.getrlimit(which)[1]
-            if current_hard != resource.RLIM_INFINITY:
-                soft, hard = min(soft, current_hard), min(hard, current_hard)
-            resource.setrlimit(which, (soft, hard))
-        except (ValueError, OSError):
-            pass
-
-cpu, memory, size = (int(arg) for arg in sys.argv[1:4])
-argv = sys.argv[4:]
-libc = load_libc()
-if enter_namespaces(libc) & CLONE_NEWNS:
-    try:
-        make_read_only(libc, memory)
-    except (OSError, ValueError, IndexError):
-        pass
-if libc is not None:
-    drop_capabilities(libc)
-set_limits(cpu, memory, size)
-# The command runs as our child rather than in our place, so that its parent is this process,
-# not the build: `os.kill(os.getppid(), 9)` then ends only this run.
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execv(argv[0], argv)
-    except OSError as error:
-        print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr, flush=True)
-    os._exit(127)
-while True:
-    try:
-        status = os.waitpid(pid, 0)[1]
-        break
-    except InterruptedError:
-        continue
-if os.WIFSIGNALED(status):  # end the same way, so the build sees what ended the command
-    import signal
-    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-    os.kill(os.getpid(), os.WTERMSIG(status))
-os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-"""
+@cache
+def _inside() -> str:
+    """The text of deckgen/inside.py, the programs that run inside (`python -I -c TEXT MODE …`)."""
+    return Path(__file__).with_name("inside.py").read_text(encoding="utf-8")
 
 
 # --- what this machine allows ------------------------------------------------------------------
@@ -776,8 +332,8 @@ def _isolation() -> _Isolation:
         with tempfile.TemporaryDirectory(prefix="deckgen-probe-") as probe:
             home = Path(probe, "block")
             home.mkdir()
-            command = [sys.executable, "-I", "-c", _BEST_EFFORT_BOOTSTRAP, "5", str(512 * _MIB), str(_MIB),
-                       sys.executable, "-I", "-c", _ISOLATION_PROBE]
+            command = [sys.executable, "-I", "-c", _inside(), "best-effort", "5", str(512 * _MIB),
+                       str(_MIB), sys.executable, "-I", "-c", _ISOLATION_PROBE]
             done = subprocess.run(command, cwd=home, capture_output=True, text=True, timeout=10,
                                   stdin=subprocess.DEVNULL, env=_child_environment(str(home)))
             outside_exists = Path(probe, "outside").exists()

@@ -195,12 +195,15 @@ _STYLED_COMMANDS = {
     "enclose": 2,
 }
 _WITHOUT_BODY = frozenset({"url", "require", "html", "color", "definecolor"})
+_CANDIDATE = re.compile(r"\\(?:%s)(?![A-Za-z])"
+                        % "|".join(sorted({*_TEX_COMMANDS, *_STYLED_COMMANDS})))
 _PLAIN_ARGUMENT = re.compile(r"^[\w\s#.,=+-]*$")
 _WEB_URL = re.compile(r"^https?://", re.IGNORECASE)
 # Where MathJax finds math in a card: Anki's delimiters. Tags it never looks into are skipped.
 _MATH_DELIMITERS = ("\\(", "\\[")
 _TAG = re.compile(r"(<[^>]*>)")
 _SKIPPED_TAGS = frozenset({"pre", "code", "script", "noscript", "style", "textarea"})
+_PROCESS_CLASS = "mathjax_process"  # MathJax 3's processHtmlClass, which Anki leaves as it is
 
 
 def sanitize_tex(tex: str) -> tuple[str, list[str]]:
@@ -209,7 +212,7 @@ def sanitize_tex(tex: str) -> tuple[str, list[str]]:
     `\href{javascript:…}{text}` becomes `{text}`, `\style{…}{x}` becomes `{x}`, `\require{…}`
     goes; a command whose arguments cannot be read here loses its name, so it can do nothing.
     """
-    if "\\" not in tex:
+    if "\\" not in tex or not _CANDIDATE.search(tex):  # the common case, at regex speed
         return tex, []
     problems: list[str] = []
     return _sanitize_tex(tex, problems), list(dict.fromkeys(problems))
@@ -228,11 +231,15 @@ def neutralize_tex(html: str) -> str:
     if "\\" not in html or not any(d in html for d in _MATH_DELIMITERS):
         return html
     parts = _TAG.split(html)
+    # MathJax does read a <pre> or <code> whose class says `mathjax_process`: then nothing is
+    # skipped (the allow-list lets an author write classes).
+    skipping = _PROCESS_CLASS not in html
     skipped: list[str] = []
     for index, part in enumerate(parts):
         if index % 2:  # a tag
-            name = part[1:].lstrip("/").split(None, 1)[0].rstrip(">/").lower() if len(part) > 2 else ""
-            if name in _SKIPPED_TAGS and not part.endswith("/>"):
+            words = part[1:].lstrip("/").split(None, 1)
+            name = words[0].rstrip(">/").lower() if words else ""
+            if skipping and name in _SKIPPED_TAGS and not part.endswith("/>"):
                 if part.startswith("</"):
                     if name in skipped:
                         del skipped[len(skipped) - 1 - skipped[::-1].index(name)]

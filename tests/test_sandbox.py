@@ -326,7 +326,15 @@ def test_a_hostile_article_builds_and_leaks_nothing(tmp_path: Path) -> None:
                 assert secret.encode() not in data and b"GITHUB_TOKEN" not in data
     assert received == []
     assert survivors(marker) == []
-    assert "sandbox" in done.stdout + done.stderr  # the summary names the level in force
+    assert "code examples ran in a" in done.stdout  # the summary names the level in force
+    # The attacks really ran: the environment was printed (without the secret), the socket
+    # refused, the detached process started.
+    from .test_build import open_package
+    notes, _, _ = open_package(tmp_path / "build" / "三年面试五年模拟.apkg", tmp_path)
+    outputs = {n["Question"]: n["Output"] for n in notes if n["type"] == "deckgen Code"}
+    assert any("PYTHONHASHSEED" in out for out in outputs.values())
+    assert any("FileNotFoundError" in out for out in outputs.values())
+    assert any("detached" in out for out in outputs.values())
 
 
 @pytest.mark.parametrize("chosen", CONTAINED)

@@ -40,6 +40,8 @@ ATTACKS = [
     (r"$\require{action}\fcolorbox{red;position:fixed}{blue}{e}$", r"TeX removed: \require"),
     (r"$\class{card}{f} \cssId{qa}{g} \data{x=1}{h}$", r"TeX removed: \cssId"),
     ("<div>\\(\\href{java&#115;cript:alert(8)}{i}\\)</div>", r"TeX removed: \href with a javascript: target"),
+    ('<pre class="mathjax_process">\\(\\href{javascript:alert(10)}{p}\\)</pre>',
+     r"TeX removed: \href with a javascript: target"),
 ]
 BLOCK = "$$\n\\class{card}{\\style{position:fixed;z-index:9}{y}}\n$$"
 KEPT = r"安全的 $\href{https://example.com}{链接}$ 与 $\color{red}{x^2} + \frac{1}{2}$"
@@ -103,7 +105,7 @@ def test_no_typeset_card_holds_a_link_handler_or_overlay(built, anki: Anki) -> N
         assert "<script" not in html
     both = "".join(typeset_cards)
     assert 'href="https://example.com"' in both  # a web link in math stays
-    assert both.count("<mjx-container") >= 12  # the math was typeset, not dropped
+    assert both.count("<mjx-container") >= 13  # the math was typeset, not dropped
     assert "ValueError" in both  # the example's error message, with its TeX, is on a card
 
 
