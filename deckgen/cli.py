@@ -247,7 +247,7 @@ def _prune(target, yes: bool, settings: Settings) -> bool:  # noqa: ANN001 - pus
     """Delete the removed notes the user confirms; True when the lock file changed."""
     from deckgen.push import forget_pruned
 
-    removed = target.removed_notes()
+    removed = sorted(target.removed_notes(), key=lambda n: (n.deck, n.question, n.note_type != "qa"))
     if not removed:
         click.echo("no notes tagged deckgen::removed: nothing to prune")
         return False
