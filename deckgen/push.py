@@ -74,6 +74,13 @@ def under_root(deck: str, root: str) -> bool:
     return deck == root or deck.startswith(root + "::")
 
 
+def our_notes_query(root: str, extra: str = "") -> str:
+    """Anki's search for deckgen's own notes under the root deck: by note-type id, which stays
+    what deckgen gave it even if the user renames the note type."""
+    types = " OR ".join(f"mid:{mid}" for mid in sorted(OUR_NOTE_TYPES))
+    return f"{search_term('deck', root)} ({types}) {extra}".strip()
+
+
 def search_term(name: str, value: str) -> str:
     """`name:value` for Anki's search, with value taken literally (no wildcards)."""
     literal = re.sub(r'([\\"*_])', r"\\\1", value)
@@ -90,13 +97,7 @@ class AnkiConnectTarget:
         client.check()
 
     def _our_notes(self, extra: str = "") -> list[int]:
-        self.types = {name: OUR_NOTE_TYPES[mid] for name, mid
-                      in self.client.call("modelNamesAndIds").items() if mid in OUR_NOTE_TYPES}
-        if not self.types:
-            return []
-        types = " OR ".join(search_term("note", n) for n in self.types)
-        query = f"{search_term('deck', self.root)} ({types}) {extra}".strip()
-        return self.client.call("findNotes", query=query)
+        return self.client.call("findNotes", query=our_notes_query(self.root, extra))
 
     def import_package(self, package: Path) -> Imported:
         before = set(self._our_notes())
@@ -113,13 +114,15 @@ class AnkiConnectTarget:
         if not ids:
             return []
         notes = self.client.call("notesInfo", notes=ids)
+        types = {name: OUR_NOTE_TYPES[mid] for name, mid in self.client.call("modelNamesAndIds").items()
+                 if mid in OUR_NOTE_TYPES}  # notesInfo names a note's type, without its id
         cards = self.client.call("cardsInfo", cards=[n["cards"][0] for n in notes if n.get("cards")])
         deck_of = {c["note"]: c["deckName"] for c in cards if c}
         return [RemovedNote(n["noteId"], plain(n["fields"]["Question"]["value"]), deck_of[n["noteId"]],
-                            self.types[n["modelName"]], n["fields"]["Question"]["value"], None)
+                            types[n["modelName"]], n["fields"]["Question"]["value"], None)
                 for n in notes
                 if n and n["noteId"] in deck_of and under_root(deck_of[n["noteId"]], self.root)
-                and REMOVED_TAG in n["tags"] and n["modelName"] in self.types]
+                and REMOVED_TAG in n["tags"] and n["modelName"] in types]
 
     def delete(self, note_ids: Sequence[int]) -> None:
         self.client.call("deleteNotes", notes=list(note_ids))
@@ -136,10 +139,8 @@ class CollectionTarget:
         self.root = root
         self.col: Any = open_collection(path)
 
-    def _our_notes(self, extra: str = "") -> list[Any]:
-        query = f"{search_term('deck', self.root)} {extra}".strip()
-        notes = (self.col.get_note(nid) for nid in self.col.find_notes(query))
-        return [n for n in notes if n.mid in OUR_NOTE_TYPES]
+    def _our_notes(self, extra: str = "") -> list[int]:
+        return list(self.col.find_notes(our_notes_query(self.root, extra)))
 
     def import_package(self, package: Path) -> Imported:
         from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
@@ -155,10 +156,10 @@ class CollectionTarget:
 
     def removed_notes(self) -> list[RemovedNote]:
         removed = []
-        for note in self._our_notes(search_term("tag", REMOVED_TAG)):
+        for note in map(self.col.get_note, self._our_notes(search_term("tag", REMOVED_TAG))):
             card = note.cards()[0]
             deck = self.col.decks.name(card.odid or card.did)
-            if under_root(deck, self.root) and note.has_tag(REMOVED_TAG):
+            if under_root(deck, self.root) and note.has_tag(REMOVED_TAG) and note.mid in OUR_NOTE_TYPES:
                 removed.append(RemovedNote(note.id, plain(note["Question"]), deck,
                                            OUR_NOTE_TYPES[note.mid], note["Question"], note.guid))
         return removed
