@@ -174,6 +174,8 @@ def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: b
 @click.option("--root", help="Name of the parent deck (default: 三年面试五年模拟).")
 @click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
               help="Lock file keeping note identities (default: deckgen.lock).")
+@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Folder of note-type templates overriding the shipped ones.")
 @click.option("--timeout", type=float, help="Seconds a code example may run (default: 10).")
 @_no_run
 @click.option("--url", help="AnkiConnect's address (default: http://127.0.0.1:8765).")
@@ -187,8 +189,9 @@ def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: b
 @_debug
 @click.pass_context
 def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
-         lock: Path | None, timeout: float | None, no_run: bool, url: str | None, key: str | None,
-         collection: str | None, prune: bool, yes: bool, debug: bool) -> None:
+         lock: Path | None, templates: Path | None, timeout: float | None, no_run: bool,
+         url: str | None, key: str | None, collection: str | None, prune: bool, yes: bool,
+         debug: bool) -> None:
     """Build if needed, then update Anki with the result (AnkiConnect, or a closed collection)."""
     from deckgen.build import build as run_build
     from deckgen.build import package_name
@@ -197,13 +200,13 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
     from deckgen.push import PUSH_ERRORS, describe, open_target
 
     def connect():  # noqa: ANN202 - first, so that an unreachable Anki costs no build
-        settings = _settings(ctx, sources, output=output, root=root, lock=lock,
+        settings = _settings(ctx, sources, output=output, root=root, lock=lock, templates=templates,
                              timeout=timeout, run_code=False if no_run else None)
         project = ctx.obj.get("project") if ctx.obj else None
         where = load_push_settings(project if project is not None else find_project_file(Path.cwd()))
-        target_file = where.collection if collection is None else (
-            Path(collection) if collection else default_collection())
         try:
+            target_file = where.collection if collection is None else (
+                Path(collection) if collection else default_collection())
             return settings, open_target(root=settings.root, collection=target_file,
                                          url=url or where.url, key=key or where.key)
         except PUSH_ERRORS as exc:

@@ -196,3 +196,15 @@ def test_anki_profile_folder_on_each_system(tmp_path: Path) -> None:
     (tmp_path / "Other" / "collection.anki2").write_bytes(b"")
     with pytest.raises(CollectionError, match=r"several Anki profiles .*\(Other, User 1\): choose one"):
         default_collection(tmp_path)
+
+
+def test_the_default_collection_is_the_only_profiles(no_run_project, tmp_path, monkeypatch):  # noqa: ANN001
+    monkeypatch.setenv("ANKI_BASE", str(tmp_path / "Anki2"))
+    result = push(no_run_project, "--collection")
+    assert result.exit_code == 2
+    assert result.output == (f"deckgen: error: no Anki profile found in {tmp_path / 'Anki2'}: give the "
+                             "collection file with --collection PATH (a profile folder's collection.anki2)\n")
+    Anki(tmp_path / "Anki2" / "User 1" / "collection.anki2").close()
+    result = push(no_run_project, "--collection")
+    assert result.exit_code == 0, result.output
+    assert f"Anki: 6 notes added, 0 updated, 0 unchanged; 6 deckgen notes under {ROOT}" in result.output
