@@ -100,3 +100,23 @@ def test_the_real_addon_refuses_a_wrong_key_in_one_line(no_run_project, desktop)
     assert result.output == (
         f"deckgen: error: AnkiConnect at {desktop.url} refused the key: give the apiKey from its "
         "config (Tools → Add-ons → AnkiConnect → Config) with --key or [tool.deckgen.push] key\n")
+
+
+def test_a_template_change_reaches_the_note_type_in_place(no_run_project, desktop, tmp_path):  # noqa: ANN001
+    import shutil
+
+    from deckgen.notetypes import default_templates_dir
+
+    project = no_run_project
+    anki = AnkiConnect(desktop.url, desktop.key)
+    templates = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), templates)
+    assert push(project, desktop, "--root", "模板测试").exit_code == 0
+    css = templates / "card.css"
+    css.write_text(css.read_text(encoding="utf-8") + "\n.question { letter-spacing: 0.01em; }\n",
+                   encoding="utf-8")
+    result = push(project, desktop, "--root", "模板测试", "--templates", str(templates))
+    assert result.exit_code == 0, result.output
+    names = anki.call("modelNames")
+    assert sorted(n for n in names if n.startswith("deckgen")) == ["deckgen Code", "deckgen Q&A"]
+    assert "letter-spacing: 0.01em" in anki.call("modelStyling", modelName="deckgen Q&A")["css"]
