@@ -133,3 +133,17 @@ def test_something_else_on_the_port(project, fake) -> None:  # noqa: ANN001
     server = fake(body=b"not found", status=404)
     message = one_line_error(push(project, "--url", server.url), project)
     assert message.startswith(f"{server.url} answered HTTP 404, which AnkiConnect never does")
+
+
+def test_an_anki_that_does_not_answer() -> None:
+    """Anki busy with a dialog: AnkiConnect accepts the connection but never answers."""
+    from deckgen.ankiconnect import AnkiConnect, AnkiConnectError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(AnkiConnectError) as error:
+            AnkiConnect(url, timeout=0.5).check()
+    assert str(error.value) == (f"Anki did not answer at {url} within 0.5 s: close any dialog open in "
+                                "Anki and try again")

@@ -208,3 +208,21 @@ def test_the_default_collection_is_the_only_profiles(no_run_project, tmp_path, m
     result = push(no_run_project, "--collection")
     assert result.exit_code == 0, result.output
     assert f"Anki: 6 notes added, 0 updated, 0 unchanged; 6 deckgen notes under {ROOT}" in result.output
+
+
+def test_root_deck_names_are_searched_literally(tmp_path: Path) -> None:
+    """A root deck named with Anki's wildcards (`_`, `*`) or quotes finds itself and no other."""
+    from deckgen.push import search_term
+
+    anki = Anki(tmp_path / "collection.anki2")
+    try:
+        names = ["a_b*c", "a_bxc", 'q"x', "back\\slash"]
+        for name in names:
+            note = anki.col.new_note(anki.col.models.by_name("Basic"))
+            note["Front"] = name
+            anki.col.add_note(note, anki.col.decks.id(f"{name}::sub"))
+        for name in names:
+            found = [anki.col.get_note(n)["Front"] for n in anki.col.find_notes(search_term("deck", name))]
+            assert found == [name]
+    finally:
+        anki.close()
