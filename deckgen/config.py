@@ -85,7 +85,7 @@ def load_push_settings(project_file: Path | None) -> PushSettings:
             raise ConfigError(f"{origin}: unknown setting '{key}' (known: collection, key, url)")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{origin}: '{key}' must be a non-empty string")
-        changes[key] = project_file.parent / value if key == "collection" else value
+        changes[key] = project_file.parent / Path(value).expanduser() if key == "collection" else value
     return replace(PushSettings(), **changes)
 
 

@@ -226,3 +226,16 @@ def test_root_deck_names_are_searched_literally(tmp_path: Path) -> None:
             assert found == [name]
     finally:
         anki.close()
+
+
+def test_push_settings_mistakes_are_one_line(no_run_project) -> None:  # noqa: ANN001
+    project = no_run_project
+    write_pyproject(project, '\n[tool.deckgen.push]\nport = 8765\n')
+    result = CliRunner().invoke(main, ["--config", str(project.root / "pyproject.toml"), "push"])
+    assert result.exit_code == 2
+    assert result.output == (f"deckgen: error: {project.root / 'pyproject.toml'} [tool.deckgen.push]: "
+                             "unknown setting 'port' (known: collection, key, url)\n")
+    # The build's own command reads the same file without minding the push table.
+    write_pyproject(project, '\n[tool.deckgen.push]\nurl = "http://127.0.0.1:9"\n')
+    built = CliRunner().invoke(main, ["--config", str(project.root / "pyproject.toml"), "build"])
+    assert built.exit_code == 0, built.output
