@@ -1,6 +1,7 @@
 """`deckgen push` into a closed collection file (Anki's own backend), and its messages."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,9 @@ def test_push_into_a_fresh_collection_then_again_after_reviews_and_edits(no_run_
     assert f"Anki: 6 notes added, 0 updated, 0 unchanged; 6 deckgen notes under {ROOT}" in first.output
 
     anki = Anki(collection)
+    linux = next(n for n in anki.notes("deckgen Q&A") if "Linux" in n["Question"])
+    media = os.listdir(anki.col.media.dir())
+    assert len(media) == 1 and media[0] in linux["Answer"]  # the image came along
     assert anki.review_all() >= 6
     notes, schedule, revlog = snapshot(anki)
     anki.close()

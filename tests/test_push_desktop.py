@@ -52,6 +52,10 @@ def test_push_review_edit_push_prune_in_real_anki(no_run_project, desktop):  # n
     assert "Python编程基础: 2 cards (2 added)" in first.output  # the build's summary
     assert f"Anki: 6 notes added; 6 deckgen notes under {ROOT}" in first.output
 
+    linux = anki.call("notesInfo", notes=anki.call("findNotes", query='"note:deckgen Q&A" Linux'))[0]
+    media = anki.call("getMediaFilesNames", pattern="*.png")
+    assert len(media) == 1 and media[0] in linux["fields"]["Answer"]["value"]  # the image came along
+
     cards = anki.call("findCards", query=f'"deck:{ROOT}"')
     assert len(cards) == 6
     assert all(anki.call("answerCards", answers=[{"cardId": c, "ease": 3} for c in cards]))
