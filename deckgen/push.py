@@ -102,7 +102,16 @@ class AnkiConnectTarget:
     def import_package(self, package: Path) -> Imported:
         before = set(self._our_notes())
         # The add-on reads the file itself: the path must be one Anki can open.
-        if not self.client.call("importPackage", timeout=IMPORT_TIMEOUT, path=str(package.resolve())):
+        path = str(package.resolve())
+        try:
+            imported = self.client.call("importPackage", timeout=IMPORT_TIMEOUT, path=path)
+        except AnkiConnectError as exc:
+            if "No such file" in str(exc) or "not found" in str(exc).lower():
+                raise PushError(f"Anki at {self.client.url} cannot read {path}: AnkiConnect imports "
+                                "a file from Anki's own disk, so push on the machine that runs Anki, "
+                                "or use --collection") from None
+            raise
+        if not imported:
             raise PushError(f"AnkiConnect at {self.client.url} has no collection open: open a "
                             "profile in Anki and push again")
         after = set(self._our_notes())

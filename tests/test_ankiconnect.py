@@ -41,6 +41,11 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = {"result": None, "error": "valid api key must be provided"}
             elif request["action"] == "version":
                 reply = {"result": self.server.version, "error": None}
+            elif request["action"] == "findNotes":
+                reply = {"result": [], "error": None}
+            elif request["action"] == "importPackage":  # as on another machine: no such file there
+                path = request["params"]["path"]
+                reply = {"result": None, "error": f"[Errno 2] No such file or directory: '{path}'"}
             else:
                 reply = {"result": None, "error": "unsupported action"}
             body = json.dumps(reply if self.server.version >= 6 else reply["result"]).encode()
@@ -147,3 +152,13 @@ def test_an_anki_that_does_not_answer() -> None:
             AnkiConnect(url, timeout=0.5).check()
     assert str(error.value) == (f"Anki did not answer at {url} within 0.5 s: close any dialog open in "
                                 "Anki and try again")
+
+
+def test_an_anki_on_another_machine_cannot_read_the_package(project, fake) -> None:  # noqa: ANN001
+    server = fake()
+    result = push(project, "--url", server.url)
+    assert result.exit_code == 2
+    package = (project.root / "build" / "三年面试五年模拟.apkg").resolve()
+    assert result.output.splitlines()[-1] == (
+        f"deckgen: error: Anki at {server.url} cannot read {package}: AnkiConnect imports a file "
+        "from Anki's own disk, so push on the machine that runs Anki, or use --collection")
