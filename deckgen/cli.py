@@ -231,6 +231,105 @@ def preview(ctx: click.Context, sources: tuple[Path, ...], output: Path, mathjax
     click.echo(f"wrote {_shown(index)}: {len(shown.cards)} cards; open it in a browser")
 
 
+@main.command()
+@_sources
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: build/).")
+@click.option("--root", help="Name of the parent deck (default: 三年面试五年模拟).")
+@click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
+              help="Lock file keeping note identities (default: deckgen.lock).")
+@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Folder of note-type templates overriding the shipped ones.")
+@click.option("--timeout", type=float, help="Seconds a code example may run (default: 10).")
+@_no_run
+@click.option("--url", help="AnkiConnect's address (default: http://127.0.0.1:8765).")
+@click.option("--key", envvar="DECKGEN_ANKICONNECT_KEY",
+              help="AnkiConnect's apiKey, if you set one (or $DECKGEN_ANKICONNECT_KEY).")
+@click.option("--collection", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Push into this closed collection file instead of a running Anki "
+                   "(no PATH: your only Anki profile's). Needs pip install 'deckgen[anki]'.")
+@click.option("--prune", is_flag=True, help="Delete the notes tagged deckgen::removed, after asking.")
+@click.option("--yes", "-y", is_flag=True, help="With --prune: delete without asking.")
+@_debug
+@click.pass_context
+def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
+         lock: Path | None, templates: Path | None, timeout: float | None, no_run: bool,
+         url: str | None, key: str | None, collection: str | None, prune: bool, yes: bool,
+         debug: bool) -> None:
+    """Build if needed, then update Anki with the result (AnkiConnect, or a closed collection)."""
+    from deckgen.build import build as run_build
+    from deckgen.build import package_name
+    from deckgen.collection import default_collection
+    from deckgen.config import load_push_settings
+    from deckgen.push import PUSH_ERRORS, describe, open_target
+
+    def connect():  # noqa: ANN202 - first, so that an unreachable Anki costs no build
+        settings = _settings(ctx, sources, output=output, root=root, lock=lock, templates=templates,
+                             timeout=timeout, run_code=False if no_run else None)
+        project = ctx.obj.get("project") if ctx.obj else None
+        where = load_push_settings(project if project is not None else find_project_file(Path.cwd()))
+        try:
+            target_file = where.collection if collection is None else (
+                Path(collection) if collection else default_collection())
+            return settings, open_target(root=settings.root, collection=target_file,
+                                         url=url or where.url, key=key or where.key)
+        except PUSH_ERRORS as exc:
+            raise UserError(str(exc)) from None
+
+    settings, target = _run(debug, connect)
+    try:
+        report = _run(debug, lambda: _build_for_push(settings, run_build))
+        _print_diagnostics(report.diagnostics)
+        if report.errors:
+            click.echo(f"deckgen: {len(report.errors)} error(s): nothing was written or pushed", err=True)
+            sys.exit(CONTENT_EXIT)
+        _print_summary(report)
+        package = settings.output / f"{package_name(settings.root)}.apkg"
+
+        def update():  # noqa: ANN202
+            try:
+                click.echo(describe(target.import_package(package), settings.root))
+                if prune and _prune(target, yes, settings):
+                    # The lock changed: the packages in build/ must stop shipping the pruned notes.
+                    _build_for_push(settings, run_build)
+                    click.echo(f"rebuilt {_shown(settings.output)} without them")
+            except PUSH_ERRORS as exc:
+                raise UserError(str(exc)) from None
+
+        _run(debug, update)
+    finally:
+        target.close()
+
+
+def _build_for_push(settings: Settings, run_build):  # noqa: ANN001, ANN202
+    _check_output(settings.output)
+    progress = _LazyProgress()
+    try:
+        return run_build(settings, progress=progress)
+    finally:
+        progress.close()
+
+
+def _prune(target, yes: bool, settings: Settings) -> bool:  # noqa: ANN001 - push.Target
+    """Delete the removed notes the user confirms; True when the lock file changed."""
+    from deckgen.push import forget_pruned
+
+    removed = sorted(target.removed_notes(), key=lambda n: (n.deck, n.question, n.note_type != "qa"))
+    if not removed:
+        click.echo("no notes tagged deckgen::removed: nothing to prune")
+        return False
+    click.echo(f"{len(removed)} notes tagged deckgen::removed:")
+    for note in removed:
+        kind = "code example of: " if note.note_type == "code" else ""
+        click.echo(f"  {kind}{note.question} ({note.deck})")
+    if not yes and not click.confirm(f"Delete these {len(removed)} notes from Anki?", default=False):
+        click.echo("nothing deleted")
+        return False
+    target.delete([note.note_id for note in removed])
+    forgotten = forget_pruned(settings.lock, removed)
+    click.echo(f"deleted {len(removed)} notes; {_shown(settings.lock)} forgets them")
+    return forgotten > 0
+
+
 def _print_diagnostics(diagnostics) -> None:  # noqa: ANN001
     for diagnostic in diagnostics:
         click.echo(str(diagnostic), err=True)

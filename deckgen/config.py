@@ -48,6 +48,16 @@ _TYPES: dict[str, type] = {
 }
 
 
+@dataclass(frozen=True)
+class PushSettings:
+    """Where `deckgen push` sends a build: `[tool.deckgen.push]`, then the command line. Kept out
+    of Settings, so that where a build goes never makes it a different build."""
+
+    url: str = "http://127.0.0.1:8765"  # AnkiConnect's default address
+    key: str | None = None  # AnkiConnect's apiKey, when the user set one
+    collection: Path | None = None  # push into this closed collection file instead
+
+
 def find_project_file(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above `start`."""
     for folder in (start, *start.parents):
@@ -61,6 +71,29 @@ def load_settings(project_file: Path | None) -> Settings:
     """Settings from `[tool.deckgen]`, paths taken relative to the file's folder."""
     if project_file is None:
         return Settings()
+    table = {k: v for k, v in _table(project_file).items() if k != "push"}
+    return _apply(Settings(), table, base=project_file.parent, origin=f"{project_file} [tool.deckgen]")
+
+
+def load_push_settings(project_file: Path | None) -> PushSettings:
+    """`[tool.deckgen.push]`: url, key, collection (a path relative to the file's folder)."""
+    if project_file is None:
+        return PushSettings()
+    table = _table(project_file).get("push", {})
+    origin = f"{project_file} [tool.deckgen.push]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{project_file}: [tool.deckgen.push] must be a table")
+    changes: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in ("url", "key", "collection"):
+            raise ConfigError(f"{origin}: unknown setting '{key}' (known: collection, key, url)")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{origin}: '{key}' must be a non-empty string")
+        changes[key] = project_file.parent / Path(value).expanduser() if key == "collection" else value
+    return replace(PushSettings(), **changes)
+
+
+def _table(project_file: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(project_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -68,7 +101,7 @@ def load_settings(project_file: Path | None) -> Settings:
     table = data.get("tool", {}).get("deckgen", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{project_file}: [tool.deckgen] must be a table")
-    return _apply(Settings(), table, base=project_file.parent, origin=f"{project_file} [tool.deckgen]")
+    return table
 
 
 def _apply(settings: Settings, table: dict[str, Any], *, base: Path, origin: str) -> Settings:
