@@ -463,9 +463,11 @@ def test_edge_inputs(text: str, questions: int, messages: list[str]) -> None:
     ],
 )
 def test_pathological_lines_take_linear_time(make) -> None:
+    # 300,000 characters: linear parsing takes a fraction of a second, a quadratic one hours.
+    # The bound is a hang guard, not a speed target (scripts/benchmark.py measures speed).
     start = time.perf_counter()
     parse_file(Path("x.md"), make(300_000), root=Path("."))
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 60
 
 
 def test_parse_time_grows_linearly() -> None:

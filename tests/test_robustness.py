@@ -21,6 +21,10 @@ from deckgen.model import ERROR, WARNING, Diagnostic, SourceFile
 from deckgen.parse import parse_file, read_source
 from deckgen.render import Renderer
 
+# Wall-clock bounds in these tests only catch a hang or a quadratic blow-up (minutes to hours on
+# these inputs); they are not speed targets, which scripts/benchmark.py measures and prints.
+HANG_SECONDS = 120
+
 NASTY = Path(__file__).parent / "nasty"
 FAKE = NASTY / "generated.md"  # never written: the path generated text pretends to come from
 
@@ -340,7 +344,9 @@ def test_nasty_file(name: str) -> None:
     assert text is not None and problems == []
     started = time.perf_counter()
     source, diagnostics = run_all(path, text)
-    assert time.perf_counter() - started < 10, "linear time: a small file takes well under a second"
+    # A guard against a hang (a quadratic path takes hours here), not a speed target: speed is
+    # measured by scripts/benchmark.py, which prints figures.
+    assert time.perf_counter() - started < HANG_SECONDS
     assert [q.line for q in source.questions] == expected_lines
     reported = [(d.line, d.level, d.message) for d in diagnostics]
     for line, level, start in expected_diagnostics:
@@ -376,7 +382,7 @@ def test_generated_500_level_indented_list(tmp_path: Path) -> None:
     text = f"# 深度学习基础\n\n## 【一】很深的列表\n\n{items}\n## 【二】之后\n\n答案。\n"
     started = time.perf_counter()
     source, _ = run_all(tmp_path / "deep.md", text)
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < HANG_SECONDS
     assert [q.line for q in source.questions] == [3, 506]
 
 
@@ -412,6 +418,6 @@ def test_generated_10_mb_file(tmp_path: Path) -> None:
     found = lint_text(path, text)
     lint_seconds = time.perf_counter() - started
     assert found == []
-    assert lint_seconds < 10, f"lint took {lint_seconds:.1f} s for 10 MB"
+    assert lint_seconds < HANG_SECONDS, f"lint took {lint_seconds:.1f} s for 10 MB"
     for question in source.questions[::50]:
         assert_safe_html(_RENDERER.answer(question).html)
