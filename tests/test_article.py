@@ -228,3 +228,14 @@ def test_a_fresh_clone_builds_the_same_packages_and_leaves_the_lock_untouched(tm
     assert packages and packages == sorted(p.name for p in builds[1].glob("*.apkg"))
     for name in packages:
         assert (builds[0] / name).read_bytes() == (builds[1] / name).read_bytes(), name
+
+
+def test_a_code_notes_back_answers_what_its_front_asks_first(built, anki) -> None:  # noqa: ANN001
+    """Asked what the code prints, the back shows what it printed before the explanation and the
+    commented code, so that on a phone the answer is on the first screen."""
+    settings, _ = built
+    anki.import_package(settings.output / "Python编程基础.apkg")
+    dumps = next(n for n in anki.notes("deckgen Code") if "json.dumps(data_dict)" in _text(n["Code"]))
+    back = dumps.cards()[0].render_output().answer_text
+    after_front = back[back.index('id="answer"'):]
+    assert after_front.index("实际输出") < after_front.index("文章的解释") < after_front.index("代码与注释")
