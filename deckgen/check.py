@@ -103,7 +103,7 @@ class _Linter:
             tokens = []
             parser.md.block.parse(source.replace("\0", "\ufffd"), parser.md, {}, tokens)
         self._check_nesting(tokens, parser.md.options["maxNesting"])
-        for token in tokens:
+        for index, token in enumerate(tokens):
             if token.type in ("fence", "code_block", "html_block") and token.map:
                 verbatim.append((token.map[0], token.map[1]))
             if token.type == "fence":
@@ -112,16 +112,17 @@ class _Linter:
                 self._check_math(token, token.map[0] + 1)
             elif token.type == "inline" and token.map:
                 self._check_inline(parser, token.content, token.map[0] + 1)
-                self._check_stars(parser, token.content, token.map[0] + 1)
+                self._check_stars(parser, token.content, token.map[0] + 1,
+                                  heading=index > 0 and tokens[index - 1].type == "heading_open")
         starts = [span[0] for span in verbatim]
         for line, title in titles:
             k = bisect.bisect_right(starts, line - 1) - 1
             if k < 0 or verbatim[k][1] < line:  # a heading line inside code is code
                 self._check_inline(parser, title, line)
-                self._check_stars(parser, title, line)
+                self._check_stars(parser, title, line, heading=True)
         return self.found
 
-    def _check_stars(self, parser: _Parser, src: str, first_line: int) -> None:
+    def _check_stars(self, parser: _Parser, src: str, first_line: int, heading: bool = False) -> None:
         """A `**` that opens or closes nothing shows on the card as two stars (`### **3. x`)."""
         # Only where a `**` may be left over: an odd number of them, or one beside a space
         # (`** 粗体 **` opens nothing); balanced pairs are the thousands of bold phrases.
@@ -135,7 +136,11 @@ class _Linter:
                 offset = max(src.find(token.content), 0) + found.start()
                 line = first_line + src.count("\n", 0, offset)
                 context = _snippet(token.content[max(0, found.start() - 12) :][:40])
-                self._report(line, WARNING, f"unclosed `**` in `{context}`: shows as two stars")
+                if heading and src.lstrip().startswith("**"):  # deckgen.markdown drops them
+                    self._report(line, WARNING, f"unclosed `**` in the heading `{context}`: read as a "
+                                                "bold heading, the two stars left out")
+                else:
+                    self._report(line, WARNING, f"unclosed `**` in `{context}`: shows as two stars")
                 return
 
     def _report(self, line: int, level: str, message: str) -> None:

@@ -75,7 +75,23 @@ def make_markdown(highlight: Highlighter | None = None) -> MarkdownIt:
     # texmath knows `\[…\]` only as a block of its own; mid-paragraph the escape rule would
     # eat the backslashes and leave "[…]".
     md.inline.ruler.before("escape", "math_inline_bracket", _bracket_display_inline)
+    md.core.ruler.after("inline", "heading_unclosed_strong", _heading_unclosed_strong)
     return md
+
+
+def _heading_unclosed_strong(state: Any) -> None:
+    """A heading that opens `**` and never closes it (`### **3. 标题`) is a bold heading with
+    its end forgotten: read as the author meant, without the two stray stars (check warns)."""
+    tokens = state.tokens
+    for index in range(1, len(tokens)):
+        inline = tokens[index]
+        if inline.type != "inline" or tokens[index - 1].type != "heading_open" or not inline.children:
+            continue
+        if any(child.type == "strong_open" for child in inline.children):
+            continue
+        first = inline.children[0]
+        if first.type == "text" and first.content.startswith("**"):
+            first.content = first.content[2:].lstrip()
 
 
 # Inline, CommonMark's own limit: no emphasis or link is nested this deep in a real answer,

@@ -11,6 +11,7 @@ from deckgen.config import Settings
 from deckgen.markdown import make_markdown
 from deckgen.model import WARNING, Question
 from deckgen.parse import load_file
+from deckgen.render import Renderer
 
 ROOT = Path(__file__).parent / "fixtures" / "kb_forms"
 TOPIC = ROOT / "主题"
@@ -153,9 +154,16 @@ def test_an_escaped_bracket_in_link_text_is_no_unbalanced_math() -> None:
     ]
 
 
+def test_a_heading_whose_bold_is_never_closed_reads_as_meant() -> None:
+    html = Renderer().markdown("### **3. `requires_grad=True`\n\n正文\n", path=Path("a.md"), first_line=1).html
+    assert html.startswith("<h3>3. <code>requires_grad=True</code></h3>")
+    html = Renderer().markdown("### a ** b\n", path=Path("a.md"), first_line=1).html
+    assert html == "<h3>a ** b</h3>\n"  # not a bold heading: as CommonMark reads it
+
+
 def test_a_lone_double_star_is_warned_at_its_line() -> None:
     text = "### **3. `requires_grad=True`\n\n正文 **粗体**：好，2**10 与 `a**b`\n\n另一段 ** 粗体 ** 好\n"
     assert [(d.line, d.message) for d in lint_text(Path("a.md"), text)] == [
-        (1, "unclosed `**` in `**3.`: shows as two stars"),
+        (1, "unclosed `**` in the heading `**3.`: read as a bold heading, the two stars left out"),
         (5, "unclosed `**` in `另一段 ** 粗体 ** 好`: shows as two stars"),
     ]
