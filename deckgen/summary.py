@@ -67,6 +67,9 @@ def section_lines(report: BuildReport) -> list[str]:
         images = count(s.images, "image") + (f" ({s.remote_images} remote)" if s.remote_images else "")
         lines.append(f"{s.name}: {count(s.cards, 'question')} ({_changes(s.changes) or 'none'}); "
                      f"{code_part}; {images}; {count(s.warnings, 'warning')}")
+        if s.code_dropped:
+            dropped = ", ".join(f"{n} {k}" for k, n in sorted(s.code_dropped.items()))
+            lines.append(f"  code blocks left on the Q&A card only: {dropped}")
     return lines
 
 
