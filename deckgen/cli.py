@@ -183,16 +183,17 @@ def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: b
 @click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
               help="Lock file to compare with (default: deckgen.lock).")
 @_no_run
+@_offline
 @_debug
 @click.pass_context
 def status(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
-           lock: Path | None, no_run: bool, debug: bool) -> None:
+           lock: Path | None, no_run: bool, offline: bool, debug: bool) -> None:
     """Show what `deckgen build` would add, update, rename, move and remove, writing nothing."""
     from deckgen.build import status as build_status
 
     def action():  # noqa: ANN202
         settings = _settings(ctx, sources, output=output, root=root, lock=lock,
-                             run_code=False if no_run else None)
+                             run_code=False if no_run else None, offline=True if offline else None)
         return build_status(settings)
 
     report = _run(debug, action)

@@ -320,6 +320,9 @@ def test_offline_downloads_nothing_and_says_nothing(tmp_path: Path, server: str)
     assert "0 images (1 remote); 0 warnings" in result.output and "warning:" not in result.output
     result = runner.invoke(main, ["check", str(source), "--offline"])
     assert result.exit_code == 0 and "0 error(s), 0 warning(s)" in result.output
+    result = runner.invoke(main, ["status", str(source), "-o", str(out), "--lock", str(tmp_path / "l.lock"),
+                                  "--no-run", "--offline"])
+    assert result.exit_code == 0 and "0 images (1 remote); 0 warnings" in result.output
     assert _Images.hits["/fig.png"] == 0
     answers, files = package(out / f"{ROOT}.apkg", tmp_path)
     assert files == {} and sources(answers[0]) == [f"{server}/fig.png"]
