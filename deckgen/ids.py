@@ -431,11 +431,6 @@ def _fingerprints(texts: Iterable[str]) -> tuple[list[str], list[str]]:
     return [body for body, _ in pairs], [sketch_hex for _, sketch_hex in pairs]
 
 
-def resolve_identities(questions: Sequence[Question], lock: Lock) -> tuple[list[Identity], list[Diagnostic]]:
-    """GUIDs for a build's questions, in order (their examples: IdentityResolver.code)."""
-    return IdentityResolver(lock).questions(questions)
-
-
 def _base(key: str, entry: LockedNote | RemovedNote) -> str:
     """The question key a lock entry was made from; older locks wrote `key@deck` for a repeat."""
     if entry.base:
@@ -644,9 +639,6 @@ class SettledNote:
     old_title: str | None = None  # renamed: the title it had
     old_section: str | None = None  # moved: the section it was in
     why: str = ""  # renamed: the evidence
-
-
-CHANGED = frozenset({"added", "updated", "renamed", "moved", "restored", "removed"})
 
 
 class LastShipped(Protocol):
