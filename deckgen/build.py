@@ -446,18 +446,12 @@ def status(settings: Settings, *, progress: Progress | None = None) -> BuildRepo
 
 
 def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildReport:
-    from deckgen.load import load_sources
     from deckgen.package import PreviousPackage
 
     report = BuildReport()
     lock = Lock.load(settings.lock)  # first: a broken lock file should stop the build early
-    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress,
-                                    meanwhile=_import_later_steps,
-                                    max_image_bytes=settings.max_image_mb << 20)
-    not_packed = pack_media(corpus, rendered, settings)
-    corpus.diagnostics.extend(not_packed)
-    plan = plan_notes(corpus, rendered, lock, settings)
-    report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
+    corpus, plan, not_packed = load_and_plan(settings, lock, progress)
+    report.diagnostics = sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
     report.failed = plan.failed
     report.sandbox = plan.sandbox
@@ -478,13 +472,27 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     report.sections = list(plan.sections.values())
     report.notes, report.lost = settled.notes, settled.lost
     report.first_build = not lock.notes and not lock.removed
-    report.diagnostics = _sorted_unique(report.diagnostics + _renamed_packages(corpus, settled, settings))
+    report.diagnostics = sorted_unique(report.diagnostics + _renamed_packages(corpus, settled, settings))
     if mode == "status":
         return report
     report.packages, report.written = write_outputs(settled, plan, models, settings)
     if not not_packed:  # else the next build, even of the same input, tries those downloads again
         _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def load_and_plan(settings: Settings, lock: Lock,
+                  progress: Progress | None = None) -> tuple[Corpus, Planned, list[Diagnostic]]:
+    """Steps 1 and 2: the corpus, the build's planned notes, and the warnings of the remote
+    images left unpacked (the corpus's diagnostics hold them too)."""
+    from deckgen.load import load_sources
+
+    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress,
+                                    meanwhile=_import_later_steps,
+                                    max_image_bytes=settings.max_image_mb << 20)
+    not_packed = pack_media(corpus, rendered, settings)
+    corpus.diagnostics.extend(not_packed)
+    return corpus, plan_notes(corpus, rendered, lock, settings), not_packed
 
 
 def _resanitize_removed(settled: Settlement) -> None:
@@ -600,7 +608,8 @@ def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) ->
         pass  # the packages are written: a next build that cannot tell costs only time
 
 
-def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in file and line order, each once."""
     return sorted(dict.fromkeys(diagnostics), key=lambda d: (str(d.path), d.line, d.level, d.message))
 
 
