@@ -542,6 +542,11 @@ def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: 
         _, i, old, _ = entry
         if per_question[i] > 1 or per_note[old.key] > 1:
             entry[0] = (entry[0][0], title_similarity(questions[i].title, old.entry.title), -i)
+    return _best_pairs(scored)
+
+
+def _best_pairs(scored: Iterable[Sequence]) -> dict[int, tuple[_Old, str]]:
+    """Each (score, index, old note, why) taken best first, while neither side is taken yet."""
     pairs: dict[int, tuple[_Old, str]] = {}
     used: set[str] = set()
     for _, i, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
@@ -570,12 +575,8 @@ def _pair_code(bodies: Sequence[str], sketches: Sequence[str],
             if found is not None:
                 scored.append(((found[0], -abs(rank - old.rank), -rank), rank, old,
                                found[1].replace("answer", "code")))
-    pairs: dict[int, tuple[_Old, str]] = {}
-    used: set[str] = set()
-    for _, rank, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
-        if rank not in pairs and old.key not in used:
-            pairs[rank] = (old, why)
-            used.add(old.key)
+    pairs = _best_pairs(scored)
+    used = {old.key for old, _ in pairs.values()}
     for old in olds:  # older locks: the n-th example continues the note `…::coden`
         rank = _ordinal(old.key) - 1
         if not old.entry.body and old.key not in used and rank < len(bodies) and rank not in pairs:
