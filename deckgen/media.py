@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+from deckgen.atomic import write_atomic
 from deckgen.model import WARNING, Diagnostic, MediaFile, RemoteImage
 
 DEFAULT_MAX_IMAGE_MB = 20
@@ -162,15 +163,7 @@ class MediaCache:
         data = json.dumps({"version": _INDEX_VERSION, "urls": self._index}, ensure_ascii=False,
                           indent=1, sort_keys=True)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(data)
-                os.replace(tmp, self.folder / "index.json")
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            write_atomic(self.folder / "index.json", data)
         except OSError:
             pass  # a cache that cannot be written only costs a download next time
 

@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from deckgen import sandbox
+from deckgen.atomic import write_atomic
 from deckgen.kernel import CELLS_FILE
 from deckgen.markdown import fence_language
 from deckgen.notebook import caused_by, continuations
@@ -305,15 +306,7 @@ class CodeRunner:
                              "reason": r.reason} for r in results]}
         # A cache that cannot be written only costs a re-run next time; it must not fail the build.
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f, ensure_ascii=False)
-                os.replace(temporary, path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            write_atomic(path, json.dumps(data, ensure_ascii=False))
         except OSError:
             pass
 
