@@ -20,12 +20,12 @@ import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from deckgen import sandbox
+from deckgen import datafile, sandbox
 from deckgen.atomic import write_atomic
 from deckgen.kernel import CELLS_FILE
 from deckgen.markdown import fence_language
@@ -289,14 +289,12 @@ class CodeRunner:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            results = [RunResult(d["status"], d["output"], d["exit_code"], d["reason"], cached=True)
-                       for d in data["results"]]
-        except (OSError, ValueError, TypeError, KeyError):
+            results = datafile.load(list[RunResult], data.get("results") if isinstance(data, dict) else None)
+        except (OSError, ValueError):  # (datafile.DataError is a ValueError)
             return None  # missing or corrupt: run again and overwrite it
-        valid = len(results) == count and all(
-            r.status in _STATUSES and isinstance(r.output, str) and isinstance(r.reason, str)
-            and (r.exit_code is None or type(r.exit_code) is int) for r in results)
-        return results if valid else None
+        if len(results) != count or any(r.status not in _STATUSES for r in results):
+            return None
+        return [replace(r, cached=True) for r in results]
 
     def _write_cache(self, key: str, results: list[RunResult]) -> None:
         path = self._cache_path(key)

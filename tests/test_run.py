@@ -446,6 +446,10 @@ def test_a_corrupt_cache_entry_is_ignored_and_replaced(tmp_path: Path) -> None:
     assert json.loads(entry.read_text(encoding="utf-8"))["results"][0]["status"] == RAN
     entry.write_text(json.dumps({"status": "exploded", "output": 3}), encoding="utf-8")
     assert not CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python").cached
+    for wrong in ({"output": 3}, {"status": "exploded"}, {"exit_code": True}):
+        results = [{"status": RAN, "output": "", "exit_code": 0, "reason": "", **wrong}]
+        entry.write_text(json.dumps({"results": results}), encoding="utf-8")
+        assert not CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python").cached
 
 
 def test_timeouts_are_not_cached(tmp_path: Path) -> None:
