@@ -364,7 +364,7 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict,
         jobs.append((settings.output / f"{names[section]}.apkg", records, list(media.values())))
         everything.extend(records)
         all_media.update(media)
-    jobs.append((settings.output / f"{package_name(settings.root)}.apkg", everything,
+    jobs.append((combined_package(settings), everything,
                  [all_media[n] for n in sorted(all_media)]))
     digests = {str(path): _package_digest(records, media, types, plan.descriptions)
                for path, records, media in jobs}
@@ -400,6 +400,11 @@ def package_name(name: str) -> str:
     """A file name for a deck: path separators and characters file systems refuse are replaced."""
     cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name).strip(". ")
     return cleaned or "deck"
+
+
+def combined_package(settings: Settings) -> Path:
+    """The package with every section, named for the root deck."""
+    return settings.output / f"{package_name(settings.root)}.apkg"
 
 
 def package_names(root: str, sections: Sequence[str]) -> dict[str, str]:
@@ -460,7 +465,7 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
         return report
     models = note_types(settings)
     # What removed questions last shipped as: the previous package with every section.
-    previous = PreviousPackage(settings.output / f"{package_name(settings.root)}.apkg")
+    previous = PreviousPackage(combined_package(settings))
     settled = settle(plan.notes, lock, previous,
                      {k: model_hash(m) for k, m in models.items()}, int(time.time()))
     _resanitize_removed(settled)

@@ -260,7 +260,7 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
          debug: bool) -> None:
     """Build if needed, then update Anki with the result (AnkiConnect, or a closed collection)."""
     from deckgen.build import build as run_build
-    from deckgen.build import package_name
+    from deckgen.build import combined_package
     from deckgen.collection import default_collection
     from deckgen.config import load_push_settings
     from deckgen.push import PUSH_ERRORS, describe, open_target
@@ -285,7 +285,7 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
             click.echo(f"deckgen: {len(report.errors)} error(s): nothing was written or pushed", err=True)
             sys.exit(CONTENT_EXIT)
         _print_summary(report)
-        package = settings.output / f"{package_name(settings.root)}.apkg"
+        package = combined_package(settings)
 
         def update():  # noqa: ANN202
             try:
