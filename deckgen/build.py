@@ -433,16 +433,15 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     A rebuild whose inputs are byte-for-byte those of the last successful build does no work:
     its packages are already what this build would write.
     """
-    if write:
-        # A build stopped while moving its files into place left a journal: finish its moves
-        # first, so that no package is older than the lock.
-        finish_pending(settings.cache_dir / JOURNAL_NAME)
-    fingerprint = input_fingerprint(settings)
-    if write:
-        previous = _load_previous(settings, fingerprint)
-        if previous is not None:
-            return previous
-    return _build(settings, progress, "build" if write else "check")
+    if not write:
+        return _build(settings, progress, "check")
+    # A build stopped while moving its files into place left a journal: finish its moves
+    # first, so that no package is older than the lock.
+    finish_pending(settings.cache_dir / JOURNAL_NAME)
+    previous = _load_previous(settings, input_fingerprint(settings))
+    if previous is not None:
+        return previous
+    return _build(settings, progress, "build")
 
 
 def status(settings: Settings, *, progress: Progress | None = None) -> BuildReport:
