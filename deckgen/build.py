@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deckgen import code_fingerprint
+from deckgen import code_fingerprint, datafile
 from deckgen.atomic import JOURNAL_NAME, Staging, finish_pending, write_atomic
 from deckgen.config import Settings
 from deckgen.ids import (
@@ -572,42 +572,57 @@ def input_fingerprint(settings: Settings) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _SavedSection:
+    """What a section's summary line needs, kept for an up-to-date rebuild to print."""
+
+    name: str
+    cards: int
+    code_notes: dict[str, int]
+    code_dropped: dict[str, int]
+    images: int
+    remote_images: int
+    warnings: int
+
+
+@dataclass
+class _SavedBuild:
+    """The last successful build, in .deckgen-cache/build.json: its inputs' fingerprint and report."""
+
+    fingerprint: str
+    packages: list[Path]
+    sections: list[_SavedSection]
+    diagnostics: list[Diagnostic]
+    failed: list[FailedExample]
+
+
 def _load_previous(settings: Settings, fingerprint: str) -> BuildReport | None:
+    """The last build's report, when its inputs were these and its packages are still there."""
     try:
-        data = json.loads((settings.cache_dir / "build.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        saved = datafile.load(_SavedBuild, json.loads((settings.cache_dir / "build.json").read_bytes()))
+    except (OSError, ValueError):  # missing, broken or of another shape (DataError is a ValueError)
         return None
-    if data.get("fingerprint") != fingerprint:
-        return None
-    packages = [Path(p) for p in data["packages"]]
-    if not all(p.is_file() for p in packages):
+    if saved.fingerprint != fingerprint or not all(p.is_file() for p in saved.packages):
         return None
     return BuildReport(
-        sections=[SectionReport(s["name"], s["cards"], Counter(s["code_notes"]), s["images"],
-                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}),
-                                Counter({"unchanged": sum(s["code_notes"].values())}),
-                                Counter(s.get("code_dropped", {})))
-                  for s in data["sections"]],
-        failed=[FailedExample(*f) for f in data.get("failed", [])],
-        diagnostics=[Diagnostic(Path(d[0]), d[1], d[2], d[3]) for d in data["diagnostics"]],
-        packages=packages,
+        sections=[SectionReport(s.name, s.cards, Counter(s.code_notes), s.images, s.remote_images,
+                                s.warnings, Counter({"unchanged": s.cards}),
+                                Counter({"unchanged": sum(s.code_notes.values())}), Counter(s.code_dropped))
+                  for s in saved.sections],
+        failed=saved.failed,
+        diagnostics=saved.diagnostics,
+        packages=saved.packages,
         up_to_date=True,
     )
 
 
 def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) -> None:
-    data = {
-        "fingerprint": fingerprint,
-        "packages": [str(p) for p in report.packages],
-        "sections": [{"name": s.name, "cards": s.cards, "code_notes": dict(s.code_notes),
-                      "code_dropped": dict(s.code_dropped),
-                      "images": s.images, "remote_images": s.remote_images, "warnings": s.warnings}
-                     for s in report.sections],
-        "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],
-        "failed": [[f.where, f.status, f.reason] for f in report.failed],
-    }
+    sections = [_SavedSection(s.name, s.cards, dict(s.code_notes), dict(s.code_dropped), s.images,
+                              s.remote_images, s.warnings) for s in report.sections]
+    saved = _SavedBuild(fingerprint, report.packages, sections, report.diagnostics, report.failed)
     try:
-        write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
+        write_atomic(settings.cache_dir / "build.json",
+                     json.dumps(datafile.dump(saved), ensure_ascii=False))
     except OSError:
         pass  # the packages are written: a next build that cannot tell costs only time
 

@@ -385,3 +385,20 @@ def test_cli_summary_counts_the_blocks_left_on_the_qa_card(no_run_project, monke
         code, out, err = run_cli("build", "--no-run")
         assert code == 0, err
         assert "  code blocks left on the Q&A card only: 1 data" in out
+
+
+@pytest.mark.parametrize("breakage", ["not an object", "sections not a list", "packages missing"])
+def test_a_broken_record_of_the_last_build_means_building_again(no_run_project, breakage):  # noqa: ANN001
+    settings = no_run_project.settings
+    build(settings)
+    record = settings.cache_dir / "build.json"
+    data = json.loads(record.read_text(encoding="utf-8"))  # its fingerprint is still this input's
+    if breakage == "not an object":
+        data = [data]
+    elif breakage == "sections not a list":
+        data["sections"] = 3
+    else:
+        del data["packages"]
+    record.write_text(json.dumps(data), encoding="utf-8")
+    report = build(settings)
+    assert not report.up_to_date and not report.errors and len(report.packages) == 3
