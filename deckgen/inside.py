@@ -417,12 +417,7 @@ def best_effort_main(args):
         except OSError as error:
             print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr, flush=True)
         os._exit(127)
-    while True:
-        try:
-            status = os.waitpid(pid, 0)[1]
-            break
-        except InterruptedError:
-            continue
+    status = os.waitpid(pid, 0)[1]  # (retried by Python itself when a signal interrupts it)
     if os.WIFSIGNALED(status):  # end the same way, so the build sees what ended the command
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
