@@ -2,7 +2,7 @@
 
 deckgen.sandbox starts this file's text as `python -I -c TEXT MODE …` (an isolated interpreter,
 so nothing of the caller leaks in; the text, because the sandbox cannot see deckgen's own files).
-Doing this in the child's own code rather than in a Popen preexec_fn keeps run_many's threads
+Doing this in the child's own code rather than in a Popen preexec_fn keeps run_notebooks' threads
 safe: preexec_fn runs Python between fork and exec, where another thread's locks can deadlock it.
 Standard library only; importing it does nothing. The modes:
 

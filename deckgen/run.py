@@ -118,17 +118,6 @@ class CodeRunner:
         """Run one block alone, or say why it is not run. Never raises."""
         return self.run_notebook([Cell(code, language)])[0]
 
-    def run_many(self, blocks: Iterable[tuple[str, str]]) -> list[RunResult]:
-        """Run (code, language) pairs, each alone, a few at a time; results in the order given.
-
-        Identical blocks are run once.
-        """
-        blocks = [(code, language) for code, language in blocks]
-        unique = list(dict.fromkeys(blocks))
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            done = dict(zip(unique, pool.map(lambda block: self.run(*block), unique)))
-        return [done[block] for block in blocks]
-
     def run_notebooks(self, notebooks: Iterable[Sequence[Cell]]) -> list[list[RunResult]]:
         """Run each notebook (a question's blocks), a few notebooks at a time; results in order."""
         notebooks = [list(cells) for cells in notebooks]

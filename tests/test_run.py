@@ -347,7 +347,8 @@ def test_blocks_run_in_parallel_each_keep_their_own_writable_directory(
                 "print(open('file.txt').read())\n"
                 f"open({str(tmp_path / f'outside-{i}.txt')!r}, 'w')\n")
         blocks.append((code, "python"))
-    results = CodeRunner(cache_dir=None, workers=2).run_many(blocks)
+    results = [r for (r,) in CodeRunner(cache_dir=None, workers=2).run_notebooks(
+        [Cell(code, language)] for code, language in blocks)]
     assert [r.output.splitlines()[0] for r in results] == [f"block {i}" for i in range(6)]
     assert all(r.status == FAILED for r in results)
     assert list(tmp_path.iterdir()) == []
@@ -458,9 +459,10 @@ def test_timeouts_are_not_cached(tmp_path: Path) -> None:
     assert list(cache.glob("*.json")) == []
 
 
-def test_run_many_keeps_the_order(tmp_path: Path) -> None:
+def test_run_notebooks_keeps_the_order(tmp_path: Path) -> None:
     blocks = [(f"print({i})\n", "python") for i in range(5)] + [("echo hi\n", "bash")]
-    results = CodeRunner(cache_dir=tmp_path).run_many(blocks)
+    results = [r for (r,) in CodeRunner(cache_dir=tmp_path).run_notebooks(
+        [Cell(code, language)] for code, language in blocks)]
     assert [r.output for r in results] == ["0\n", "1\n", "2\n", "3\n", "4\n", ""]
     assert results[-1].status == SKIPPED
 
