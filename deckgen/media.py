@@ -32,7 +32,6 @@ from urllib.parse import unquote, urlsplit
 from deckgen.atomic import write_atomic
 from deckgen.model import WARNING, Diagnostic, MediaFile, RemoteImage
 
-DEFAULT_MAX_IMAGE_MB = 20
 DOWNLOAD_TIMEOUT = 10.0  # seconds without a byte from the server
 DOWNLOAD_DEADLINE = 60.0  # seconds for one whole download
 PARALLEL_HOSTS = 8
