@@ -348,6 +348,22 @@ def test_a_tampered_media_cache_is_downloaded_again(tmp_path: Path, server: str)
     assert list(package(settings.output / f"{ROOT}.apkg", tmp_path)[1].values()) == [PNG]
 
 
+@pytest.mark.parametrize("tamper", [{"sha256": "../../../etc/passwd"}, {"ext": 3}, {"name": None}, "not an entry"])
+def test_a_tampered_media_index_entry_is_downloaded_again(tmp_path: Path, server: str, tamper) -> None:  # noqa: ANN001
+    source = kb_file(tmp_path, f"![图]({server}/fig.png)")
+    settings = settings_for(tmp_path, source)
+    build(settings)
+    index = tmp_path / ".deckgen-cache" / "media" / "index.json"
+    data = json.loads(index.read_text(encoding="utf-8"))
+    (url,) = data["urls"]
+    data["urls"][url] = {**data["urls"][url], **tamper} if isinstance(tamper, dict) else tamper
+    index.write_text(json.dumps(data), encoding="utf-8")
+    (settings.output / f"{ROOT}.apkg").unlink()  # so the build does its work again
+    assert build(settings).diagnostics == []
+    assert _Images.hits["/fig.png"] == 2
+    assert list(package(settings.output / f"{ROOT}.apkg", tmp_path)[1].values()) == [PNG]
+
+
 def test_an_unreachable_host_is_a_warning_not_an_error(tmp_path: Path) -> None:
     source = kb_file(tmp_path, "![图](https://files.example.invalid/a.png)\n\n![图2](https://files.example.invalid/b.png)")
     report = build(settings_for(tmp_path, source))
