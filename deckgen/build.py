@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deckgen import code_fingerprint
+from deckgen import code_fingerprint, datafile
 from deckgen.atomic import JOURNAL_NAME, Staging, finish_pending, write_atomic
 from deckgen.config import Settings
 from deckgen.ids import (
@@ -364,7 +364,7 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict,
         jobs.append((settings.output / f"{names[section]}.apkg", records, list(media.values())))
         everything.extend(records)
         all_media.update(media)
-    jobs.append((settings.output / f"{package_name(settings.root)}.apkg", everything,
+    jobs.append((combined_package(settings), everything,
                  [all_media[n] for n in sorted(all_media)]))
     digests = {str(path): _package_digest(records, media, types, plan.descriptions)
                for path, records, media in jobs}
@@ -402,6 +402,11 @@ def package_name(name: str) -> str:
     return cleaned or "deck"
 
 
+def combined_package(settings: Settings) -> Path:
+    """The package with every section, named for the root deck."""
+    return settings.output / f"{package_name(settings.root)}.apkg"
+
+
 def package_names(root: str, sections: Sequence[str]) -> dict[str, str]:
     """A file name (without .apkg) for each section's package, none equal to another's or to
     the combined package's, whatever the sections are called: a clash is told apart by a
@@ -428,16 +433,15 @@ def build(settings: Settings, *, progress: Progress | None = None, write: bool =
     A rebuild whose inputs are byte-for-byte those of the last successful build does no work:
     its packages are already what this build would write.
     """
-    if write:
-        # A build stopped while moving its files into place left a journal: finish its moves
-        # first, so that no package is older than the lock.
-        finish_pending(settings.cache_dir / JOURNAL_NAME)
-    fingerprint = input_fingerprint(settings)
-    if write:
-        previous = _load_previous(settings, fingerprint)
-        if previous is not None:
-            return previous
-    return _build(settings, progress, "build" if write else "check")
+    if not write:
+        return _build(settings, progress, "check")
+    # A build stopped while moving its files into place left a journal: finish its moves
+    # first, so that no package is older than the lock.
+    finish_pending(settings.cache_dir / JOURNAL_NAME)
+    previous = _load_previous(settings, input_fingerprint(settings))
+    if previous is not None:
+        return previous
+    return _build(settings, progress, "build")
 
 
 def status(settings: Settings, *, progress: Progress | None = None) -> BuildReport:
@@ -446,18 +450,12 @@ def status(settings: Settings, *, progress: Progress | None = None) -> BuildRepo
 
 
 def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildReport:
-    from deckgen.load import load_sources
     from deckgen.package import PreviousPackage
 
     report = BuildReport()
     lock = Lock.load(settings.lock)  # first: a broken lock file should stop the build early
-    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress,
-                                    meanwhile=_import_later_steps,
-                                    max_image_bytes=settings.max_image_mb << 20)
-    not_packed = pack_media(corpus, rendered, settings)
-    corpus.diagnostics.extend(not_packed)
-    plan = plan_notes(corpus, rendered, lock, settings)
-    report.diagnostics = _sorted_unique(corpus.diagnostics + plan.diagnostics)
+    corpus, plan, not_packed = load_and_plan(settings, lock, progress)
+    report.diagnostics = sorted_unique(corpus.diagnostics + plan.diagnostics)
     report.sections = list(plan.sections.values())
     report.failed = plan.failed
     report.sandbox = plan.sandbox
@@ -466,7 +464,7 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
         return report
     models = note_types(settings)
     # What removed questions last shipped as: the previous package with every section.
-    previous = PreviousPackage(settings.output / f"{package_name(settings.root)}.apkg")
+    previous = PreviousPackage(combined_package(settings))
     settled = settle(plan.notes, lock, previous,
                      {k: model_hash(m) for k, m in models.items()}, int(time.time()))
     _resanitize_removed(settled)
@@ -478,13 +476,27 @@ def _build(settings: Settings, progress: Progress | None, mode: str) -> BuildRep
     report.sections = list(plan.sections.values())
     report.notes, report.lost = settled.notes, settled.lost
     report.first_build = not lock.notes and not lock.removed
-    report.diagnostics = _sorted_unique(report.diagnostics + _renamed_packages(corpus, settled, settings))
+    report.diagnostics = sorted_unique(report.diagnostics + _renamed_packages(corpus, settled, settings))
     if mode == "status":
         return report
     report.packages, report.written = write_outputs(settled, plan, models, settings)
     if not not_packed:  # else the next build, even of the same input, tries those downloads again
         _save_previous(settings, input_fingerprint(settings), report)
     return report
+
+
+def load_and_plan(settings: Settings, lock: Lock,
+                  progress: Progress | None = None) -> tuple[Corpus, Planned, list[Diagnostic]]:
+    """Steps 1 and 2: the corpus, the build's planned notes, and the warnings of the remote
+    images left unpacked (the corpus's diagnostics hold them too)."""
+    from deckgen.load import load_sources
+
+    corpus, rendered = load_sources(settings.sources, settings.cache_dir, progress,
+                                    meanwhile=_import_later_steps,
+                                    max_image_bytes=settings.max_image_mb << 20)
+    not_packed = pack_media(corpus, rendered, settings)
+    corpus.diagnostics.extend(not_packed)
+    return corpus, plan_notes(corpus, rendered, lock, settings), not_packed
 
 
 def _resanitize_removed(settled: Settlement) -> None:
@@ -560,47 +572,63 @@ def input_fingerprint(settings: Settings) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _SavedSection:
+    """What a section's summary line needs, kept for an up-to-date rebuild to print."""
+
+    name: str
+    cards: int
+    code_notes: dict[str, int]
+    code_dropped: dict[str, int]
+    images: int
+    remote_images: int
+    warnings: int
+
+
+@dataclass
+class _SavedBuild:
+    """The last successful build, in .deckgen-cache/build.json: its inputs' fingerprint and report."""
+
+    fingerprint: str
+    packages: list[Path]
+    sections: list[_SavedSection]
+    diagnostics: list[Diagnostic]
+    failed: list[FailedExample]
+
+
 def _load_previous(settings: Settings, fingerprint: str) -> BuildReport | None:
+    """The last build's report, when its inputs were these and its packages are still there."""
     try:
-        data = json.loads((settings.cache_dir / "build.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        saved = datafile.load(_SavedBuild, json.loads((settings.cache_dir / "build.json").read_bytes()))
+    except (OSError, ValueError):  # missing, broken or of another shape (DataError is a ValueError)
         return None
-    if data.get("fingerprint") != fingerprint:
-        return None
-    packages = [Path(p) for p in data["packages"]]
-    if not all(p.is_file() for p in packages):
+    if saved.fingerprint != fingerprint or not all(p.is_file() for p in saved.packages):
         return None
     return BuildReport(
-        sections=[SectionReport(s["name"], s["cards"], Counter(s["code_notes"]), s["images"],
-                                s["remote_images"], s["warnings"], Counter({"unchanged": s["cards"]}),
-                                Counter({"unchanged": sum(s["code_notes"].values())}),
-                                Counter(s.get("code_dropped", {})))
-                  for s in data["sections"]],
-        failed=[FailedExample(*f) for f in data.get("failed", [])],
-        diagnostics=[Diagnostic(Path(d[0]), d[1], d[2], d[3]) for d in data["diagnostics"]],
-        packages=packages,
+        sections=[SectionReport(s.name, s.cards, Counter(s.code_notes), s.images, s.remote_images,
+                                s.warnings, Counter({"unchanged": s.cards}),
+                                Counter({"unchanged": sum(s.code_notes.values())}), Counter(s.code_dropped))
+                  for s in saved.sections],
+        failed=saved.failed,
+        diagnostics=saved.diagnostics,
+        packages=saved.packages,
         up_to_date=True,
     )
 
 
 def _save_previous(settings: Settings, fingerprint: str, report: BuildReport) -> None:
-    data = {
-        "fingerprint": fingerprint,
-        "packages": [str(p) for p in report.packages],
-        "sections": [{"name": s.name, "cards": s.cards, "code_notes": dict(s.code_notes),
-                      "code_dropped": dict(s.code_dropped),
-                      "images": s.images, "remote_images": s.remote_images, "warnings": s.warnings}
-                     for s in report.sections],
-        "diagnostics": [[str(d.path), d.line, d.level, d.message] for d in report.diagnostics],
-        "failed": [[f.where, f.status, f.reason] for f in report.failed],
-    }
+    sections = [_SavedSection(s.name, s.cards, dict(s.code_notes), dict(s.code_dropped), s.images,
+                              s.remote_images, s.warnings) for s in report.sections]
+    saved = _SavedBuild(fingerprint, report.packages, sections, report.diagnostics, report.failed)
     try:
-        write_atomic(settings.cache_dir / "build.json", json.dumps(data, ensure_ascii=False))
+        write_atomic(settings.cache_dir / "build.json",
+                     json.dumps(datafile.dump(saved), ensure_ascii=False))
     except OSError:
         pass  # the packages are written: a next build that cannot tell costs only time
 
 
-def _sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def sorted_unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in file and line order, each once."""
     return sorted(dict.fromkeys(diagnostics), key=lambda d: (str(d.path), d.line, d.level, d.message))
 
 

@@ -22,9 +22,14 @@ class UserError(Exception):
     """Something about the invocation or the environment the user must fix."""
 
 
-def _settings(ctx: click.Context, sources: tuple[Path, ...], **overrides: object) -> Settings:
+def _project_file(ctx: click.Context) -> Path | None:
+    """The pyproject.toml given with --config, else the nearest one."""
     project = ctx.obj.get("project") if ctx.obj else None
-    settings = load_settings(project if project is not None else find_project_file(Path.cwd()))
+    return project if project is not None else find_project_file(Path.cwd())
+
+
+def _settings(ctx: click.Context, sources: tuple[Path, ...], **overrides: object) -> Settings:
+    settings = load_settings(_project_file(ctx))
     changes = {k: v for k, v in overrides.items() if v is not None}
     if sources:
         changes["sources"] = tuple(sources)
@@ -111,17 +116,26 @@ _no_run = click.option("--no-run", is_flag=True, help="Do not run code examples 
 _debug = click.option("--debug", is_flag=True, help="Show a traceback for errors.")
 _offline = click.option("--offline", is_flag=True,
                         help="Do not download remote images (those cached by earlier builds are still packed).")
+_templates = click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
+                          help="Folder of note-type templates overriding the shipped ones.")
+
+
+def _build_options(command):  # noqa: ANN001, ANN202 - what a command that builds packages is told
+    for option in reversed((
+        click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: build/)."),
+        click.option("--root", help="Name of the parent deck (default: 三年面试五年模拟)."),
+        click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Lock file keeping note identities (default: deckgen.lock)."),
+        _templates,
+        click.option("--timeout", type=float, help="Seconds a code example may run (default: 10)."),
+    )):
+        command = option(command)
+    return command
 
 
 @main.command()
 @_sources
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: build/).")
-@click.option("--root", help="Name of the parent deck (default: 三年面试五年模拟).")
-@click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
-              help="Lock file keeping note identities (default: deckgen.lock).")
-@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Folder of note-type templates overriding the shipped ones.")
-@click.option("--timeout", type=float, help="Seconds a code example may run (default: 10).")
+@_build_options
 @_no_run
 @_offline
 @_debug
@@ -135,12 +149,7 @@ def build(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, ro
     def action():  # noqa: ANN202
         settings = _settings(ctx, sources, output=output, root=root, lock=lock, templates=templates,
                              timeout=timeout, run_code=False if no_run else None, offline=True if offline else None)
-        _check_output(settings.output)
-        progress = _LazyProgress()
-        try:
-            return run_build(settings, progress=progress)
-        finally:
-            progress.close()
+        return _build_with_progress(settings, run_build)
 
     report = _run(debug, action)
     _print_diagnostics(report.diagnostics)
@@ -183,16 +192,17 @@ def check(ctx: click.Context, sources: tuple[Path, ...], strict: bool, no_run: b
 @click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
               help="Lock file to compare with (default: deckgen.lock).")
 @_no_run
+@_offline
 @_debug
 @click.pass_context
 def status(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, root: str | None,
-           lock: Path | None, no_run: bool, debug: bool) -> None:
+           lock: Path | None, no_run: bool, offline: bool, debug: bool) -> None:
     """Show what `deckgen build` would add, update, rename, move and remove, writing nothing."""
     from deckgen.build import status as build_status
 
     def action():  # noqa: ANN202
         settings = _settings(ctx, sources, output=output, root=root, lock=lock,
-                             run_code=False if no_run else None)
+                             run_code=False if no_run else None, offline=True if offline else None)
         return build_status(settings)
 
     report = _run(debug, action)
@@ -210,8 +220,7 @@ def status(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, r
 @click.option("--mathjax", type=click.Path(path_type=Path, exists=True),
               help="A local MathJax 3 (tex-chtml-full.js, or the mathjax package's folder); "
                    "default: MathJax from the jsDelivr CDN.")
-@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Folder of note-type templates overriding the shipped ones.")
+@_templates
 @_no_run
 @_debug
 @click.pass_context
@@ -233,13 +242,7 @@ def preview(ctx: click.Context, sources: tuple[Path, ...], output: Path, mathjax
 
 @main.command()
 @_sources
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: build/).")
-@click.option("--root", help="Name of the parent deck (default: 三年面试五年模拟).")
-@click.option("--lock", type=click.Path(path_type=Path, dir_okay=False),
-              help="Lock file keeping note identities (default: deckgen.lock).")
-@click.option("--templates", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Folder of note-type templates overriding the shipped ones.")
-@click.option("--timeout", type=float, help="Seconds a code example may run (default: 10).")
+@_build_options
 @_no_run
 @click.option("--url", help="AnkiConnect's address (default: http://127.0.0.1:8765).")
 @click.option("--key", envvar="DECKGEN_ANKICONNECT_KEY",
@@ -257,7 +260,7 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
          debug: bool) -> None:
     """Build if needed, then update Anki with the result (AnkiConnect, or a closed collection)."""
     from deckgen.build import build as run_build
-    from deckgen.build import package_name
+    from deckgen.build import combined_package
     from deckgen.collection import default_collection
     from deckgen.config import load_push_settings
     from deckgen.push import PUSH_ERRORS, describe, open_target
@@ -265,8 +268,7 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
     def connect():  # noqa: ANN202 - first, so that an unreachable Anki costs no build
         settings = _settings(ctx, sources, output=output, root=root, lock=lock, templates=templates,
                              timeout=timeout, run_code=False if no_run else None)
-        project = ctx.obj.get("project") if ctx.obj else None
-        where = load_push_settings(project if project is not None else find_project_file(Path.cwd()))
+        where = load_push_settings(_project_file(ctx))
         try:
             target_file = where.collection if collection is None else (
                 Path(collection) if collection else default_collection())
@@ -277,20 +279,20 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
 
     settings, target = _run(debug, connect)
     try:
-        report = _run(debug, lambda: _build_for_push(settings, run_build))
+        report = _run(debug, lambda: _build_with_progress(settings, run_build))
         _print_diagnostics(report.diagnostics)
         if report.errors:
             click.echo(f"deckgen: {len(report.errors)} error(s): nothing was written or pushed", err=True)
             sys.exit(CONTENT_EXIT)
         _print_summary(report)
-        package = settings.output / f"{package_name(settings.root)}.apkg"
+        package = combined_package(settings)
 
         def update():  # noqa: ANN202
             try:
                 click.echo(describe(target.import_package(package), settings.root))
                 if prune and _prune(target, yes, settings):
                     # The lock changed: the packages in build/ must stop shipping the pruned notes.
-                    _build_for_push(settings, run_build)
+                    _build_with_progress(settings, run_build)
                     click.echo(f"rebuilt {_shown(settings.output)} without them")
             except PUSH_ERRORS as exc:
                 raise UserError(str(exc)) from None
@@ -300,7 +302,7 @@ def push(ctx: click.Context, sources: tuple[Path, ...], output: Path | None, roo
         target.close()
 
 
-def _build_for_push(settings: Settings, run_build):  # noqa: ANN001, ANN202
+def _build_with_progress(settings: Settings, run_build):  # noqa: ANN001, ANN202
     _check_output(settings.output)
     progress = _LazyProgress()
     try:

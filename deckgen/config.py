@@ -12,6 +12,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+DEFAULT_MAX_IMAGE_MB = 20
+
+
 class ConfigError(Exception):
     """A setting the user must fix; the message says what and how."""
 
@@ -28,7 +31,7 @@ class Settings:
     timeout: float = 10.0  # seconds a code example may run
     memory_mb: int = 512  # address-space limit of a code example
     offline: bool = False  # never download remote images (those already cached are still packed)
-    max_image_mb: int = 20  # an image above this size is refused, never read
+    max_image_mb: int = DEFAULT_MAX_IMAGE_MB  # an image above this size is refused, never read
 
     @property
     def cache_dir(self) -> Path:

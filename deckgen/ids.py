@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import types
-import typing
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from deckgen import datafile
+from deckgen.datafile import json_type, shown
 from deckgen.evidence import COMMON_UNIT, evidence, fingerprint, similarity, sketch_values, title_similarity
 from deckgen.model import WARNING, Diagnostic, Question
 
@@ -130,7 +130,7 @@ class Lock:
     @classmethod
     def _from_json(cls, data: object) -> Lock:
         if not isinstance(data, dict):
-            raise _Invalid(f"the file holds {_json_type(data)}, not an object")
+            raise _Invalid(f"the file holds {json_type(data)}, not an object")
         version = data.get("version", LOCK_VERSION)
         if not _is_int(version) or version < 1:
             raise _Invalid(f"'version' is {json.dumps(version)}, not a version number")
@@ -143,8 +143,8 @@ class Lock:
         for name, entry_type in _LOCK_TABLES.items():
             table = data.get(name, {})
             if not isinstance(table, dict):
-                raise _Invalid(f"'{name}' is {_json_type(table)}, not an object")
-            tables[name] = {key: _entry(entry_type, value, f"{name}[{_shown(key)}]")
+                raise _Invalid(f"'{name}' is {json_type(table)}, not an object")
+            tables[name] = {key: _entry(entry_type, value, f"{name}[{shown(key)}]")
                             for key, value in table.items()}
         return cls(**tables)
 
@@ -199,24 +199,23 @@ def _bad_lock(origin: Path, problem: str) -> LockError:
 
 
 def _entry(entry_type: type, value: object, where: str) -> object:
-    """An entry of the lock as its dataclass, each field checked against its annotation, so
-    a field added to a lock entry is checked without code of its own."""
-    if not isinstance(value, dict):
-        raise _Invalid(f"{where} is {_json_type(value)}, not an object")
-    known = {f.name: f for f in fields(entry_type)}
-    hints = typing.get_type_hints(entry_type)
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise _Invalid(f"{where} has an unknown field '{unknown[0]}'")
-    for name, spec in known.items():
-        if name not in value:
-            if spec.default is MISSING and spec.default_factory is MISSING:
-                raise _Invalid(f"{where} lacks its '{name}'")
-            continue
-        _check_value(hints[name], value[name], f"{where}.{name}")
+    """An entry of the lock as its dataclass, each field checked against its annotation
+    (deckgen.datafile, as caches are read), so a field added to a lock entry is checked without
+    code of its own; then what no type says: non-empty, in range, a note type deckgen ships."""
+    try:
+        entry = datafile.load(entry_type, value)
+    except datafile.DataError as exc:
+        raise _Invalid(f"{where}{exc.where} {exc.problem}") from None
+    for name, item in vars(entry).items():
+        if name in _NON_EMPTY and item == "":
+            raise _Invalid(f"{where}.{name} is empty")
+        if _is_int(item):
+            low, high = _RANGES.get(name, (-(1 << 63), (1 << 63) - 1))
+            if not low <= item <= high:
+                raise _Invalid(f"{where}.{name} is {shown(item)}, outside {low} … {high}")
     if "note_type" in value:
         _check_note_type(value, where)
-    return entry_type(**value)
+    return entry
 
 
 def _check_note_type(value: dict, where: str) -> None:
@@ -226,75 +225,15 @@ def _check_note_type(value: dict, where: str) -> None:
     specs = {spec.key: spec for spec in NOTE_TYPES}
     spec = specs.get(value["note_type"])
     if spec is None:
-        raise _Invalid(f"{where}.note_type is {_shown(value['note_type'])}, not one of "
-                       f"{', '.join(_shown(k) for k in specs)}")
+        raise _Invalid(f"{where}.note_type is {shown(value['note_type'])}, not one of "
+                       f"{', '.join(shown(k) for k in specs)}")
     if "fields" in value and len(value["fields"]) != len(spec.fields):
         raise _Invalid(f"{where}.fields has {len(value['fields'])} fields; a {spec.key} note has "
                        f"{len(spec.fields)}")
 
 
-def _shown(value: object) -> str:
-    """A value as JSON on one line, shortened: for a message."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_value(hint: object, value: object, where: str) -> None:
-    shown = _shown(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise _Invalid(f"{where} is {shown}, not a string")
-        if not value and where.rsplit(".", 1)[-1] in _NON_EMPTY:
-            raise _Invalid(f"{where} is empty")
-    elif hint is int:
-        if not _is_int(value):
-            raise _Invalid(f"{where} is {shown}, not a whole number")
-        low, high = _RANGES.get(where.rsplit(".", 1)[-1], (-(1 << 63), (1 << 63) - 1))
-        if not low <= value <= high:
-            raise _Invalid(f"{where} is {shown}, outside {low} … {high}")
-    elif hint is bool:
-        if not isinstance(value, bool):
-            raise _Invalid(f"{where} is {shown}, not true or false")
-    elif hint is float:
-        if not (_is_int(value) or isinstance(value, float)):
-            raise _Invalid(f"{where} is {shown}, not a number")
-    elif typing.get_origin(hint) in (list, tuple):
-        if not isinstance(value, list):
-            raise _Invalid(f"{where} is {shown}, not a list")
-        (item,) = set(typing.get_args(hint)) - {Ellipsis} or {object}
-        for index, element in enumerate(value):
-            _check_value(item, element, f"{where}[{index}]")
-    elif typing.get_origin(hint) is dict:
-        if not isinstance(value, dict):
-            raise _Invalid(f"{where} is {shown}, not an object")
-        item = typing.get_args(hint)[1] if typing.get_args(hint) else object
-        for key, element in value.items():
-            _check_value(item, element, f"{where}[{_shown(key)}]")
-    elif typing.get_origin(hint) in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return
-        problems = []
-        for option in (o for o in options if o is not type(None)):
-            try:
-                _check_value(option, value, where)
-                return
-            except _Invalid as exc:
-                problems.append(str(exc))
-        raise _Invalid(problems[0] if problems else f"{where} is {shown}")
-    elif hint is not object and isinstance(hint, type) and not isinstance(value, hint):
-        raise _Invalid(f"{where} is {shown}, not {hint.__name__}")
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    return {bool: "true or false", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def content_hash(*parts: object) -> str:
@@ -431,11 +370,6 @@ def _fingerprints(texts: Iterable[str]) -> tuple[list[str], list[str]]:
     return [body for body, _ in pairs], [sketch_hex for _, sketch_hex in pairs]
 
 
-def resolve_identities(questions: Sequence[Question], lock: Lock) -> tuple[list[Identity], list[Diagnostic]]:
-    """GUIDs for a build's questions, in order (their examples: IdentityResolver.code)."""
-    return IdentityResolver(lock).questions(questions)
-
-
 def _base(key: str, entry: LockedNote | RemovedNote) -> str:
     """The question key a lock entry was made from; older locks wrote `key@deck` for a repeat."""
     if entry.base:
@@ -547,6 +481,11 @@ def _renames(unmatched: Sequence[int], questions: Sequence[Question], sketches: 
         _, i, old, _ = entry
         if per_question[i] > 1 or per_note[old.key] > 1:
             entry[0] = (entry[0][0], title_similarity(questions[i].title, old.entry.title), -i)
+    return _best_pairs(scored)
+
+
+def _best_pairs(scored: Iterable[Sequence]) -> dict[int, tuple[_Old, str]]:
+    """Each (score, index, old note, why) taken best first, while neither side is taken yet."""
     pairs: dict[int, tuple[_Old, str]] = {}
     used: set[str] = set()
     for _, i, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
@@ -575,12 +514,8 @@ def _pair_code(bodies: Sequence[str], sketches: Sequence[str],
             if found is not None:
                 scored.append(((found[0], -abs(rank - old.rank), -rank), rank, old,
                                found[1].replace("answer", "code")))
-    pairs: dict[int, tuple[_Old, str]] = {}
-    used: set[str] = set()
-    for _, rank, old, why in sorted(scored, key=lambda item: item[0], reverse=True):
-        if rank not in pairs and old.key not in used:
-            pairs[rank] = (old, why)
-            used.add(old.key)
+    pairs = _best_pairs(scored)
+    used = {old.key for old, _ in pairs.values()}
     for old in olds:  # older locks: the n-th example continues the note `…::coden`
         rank = _ordinal(old.key) - 1
         if not old.entry.body and old.key not in used and rank < len(bodies) and rank not in pairs:
@@ -644,9 +579,6 @@ class SettledNote:
     old_title: str | None = None  # renamed: the title it had
     old_section: str | None = None  # moved: the section it was in
     why: str = ""  # renamed: the evidence
-
-
-CHANGED = frozenset({"added", "updated", "renamed", "moved", "restored", "removed"})
 
 
 class LastShipped(Protocol):

@@ -2,7 +2,7 @@
 
 deckgen.sandbox starts this file's text as `python -I -c TEXT MODE …` (an isolated interpreter,
 so nothing of the caller leaks in; the text, because the sandbox cannot see deckgen's own files).
-Doing this in the child's own code rather than in a Popen preexec_fn keeps run_many's threads
+Doing this in the child's own code rather than in a Popen preexec_fn keeps run_notebooks' threads
 safe: preexec_fn runs Python between fork and exec, where another thread's locks can deadlock it.
 Standard library only; importing it does nothing. The modes:
 
@@ -417,12 +417,7 @@ def best_effort_main(args):
         except OSError as error:
             print(f"deckgen could not start {argv[0]}: {error}", file=sys.stderr, flush=True)
         os._exit(127)
-    while True:
-        try:
-            status = os.waitpid(pid, 0)[1]
-            break
-        except InterruptedError:
-            continue
+    status = os.waitpid(pid, 0)[1]  # (retried by Python itself when a signal interrupts it)
     if os.WIFSIGNALED(status):  # end the same way, so the build sees what ended the command
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))

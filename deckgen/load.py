@@ -21,7 +21,7 @@ from pathlib import Path
 
 from deckgen import check, code_fingerprint, datafile, parse
 from deckgen.atomic import write_atomic
-from deckgen.media import DEFAULT_MAX_IMAGE_MB
+from deckgen.config import DEFAULT_MAX_IMAGE_MB
 from deckgen.model import CodeBlock, Corpus, Diagnostic, MediaFile, Question, SourceFile
 from deckgen.quiz import QuizBlock, pick_blocks, without_comments
 from deckgen.render import Rendered, Renderer, lexer_for

@@ -29,9 +29,10 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+from deckgen import datafile
+from deckgen.atomic import write_atomic
 from deckgen.model import WARNING, Diagnostic, MediaFile, RemoteImage
 
-DEFAULT_MAX_IMAGE_MB = 20
 DOWNLOAD_TIMEOUT = 10.0  # seconds without a byte from the server
 DOWNLOAD_DEADLINE = 60.0  # seconds for one whole download
 PARALLEL_HOSTS = 8
@@ -121,6 +122,15 @@ class Downloaded:
     name: str  # its packed name
 
 
+@dataclass(frozen=True)
+class _IndexEntry:
+    """A downloaded image in the index, by its URL."""
+
+    sha256: str
+    ext: str  # the data file's extension, from the content
+    name: str  # its packed name
+
+
 class MediaCache:
     """Downloaded images by URL: data files named by SHA-256, and a JSON index (never code)."""
 
@@ -136,12 +146,12 @@ class MediaCache:
             pass  # no cache, or a broken one: download again
 
     def get(self, url: str, max_bytes: int) -> Downloaded | None:
-        entry = self._index.get(url)
-        if not isinstance(entry, dict):
+        try:
+            entry = datafile.load(_IndexEntry, self._index.get(url))
+        except datafile.DataError:
             return None
-        digest, extension, name = entry.get("sha256"), entry.get("ext"), entry.get("name")
-        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)
-                and isinstance(name, str) and isinstance(extension, str)):
+        digest, extension, name = entry.sha256, entry.ext, entry.name
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
             return None
         file = self.folder / f"{digest}{extension}"
         try:
@@ -156,21 +166,13 @@ class MediaCache:
         return Downloaded(file, name)
 
     def put(self, url: str, downloaded: Downloaded, digest: str) -> None:
-        self._index[url] = {"sha256": digest, "ext": downloaded.file.suffix, "name": downloaded.name}
+        self._index[url] = datafile.dump(_IndexEntry(digest, downloaded.file.suffix, downloaded.name))
 
     def save(self) -> None:
         data = json.dumps({"version": _INDEX_VERSION, "urls": self._index}, ensure_ascii=False,
                           indent=1, sort_keys=True)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(data)
-                os.replace(tmp, self.folder / "index.json")
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            write_atomic(self.folder / "index.json", data)
         except OSError:
             pass  # a cache that cannot be written only costs a download next time
 

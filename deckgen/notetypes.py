@@ -48,6 +48,7 @@ class NoteTypeSpec:
 QA = NoteTypeSpec("qa", QA_MODEL_ID, "deckgen Q&A", QA_FIELDS, "qa")
 CODE = NoteTypeSpec("code", CODE_MODEL_ID, "deckgen Code", CODE_FIELDS, "code")
 NOTE_TYPES = (QA, CODE)
+KEY_OF_MODEL_ID = {spec.model_id: spec.key for spec in NOTE_TYPES}  # Anki's id → the lock's name
 
 
 def default_templates_dir() -> Path:

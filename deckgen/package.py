@@ -211,9 +211,8 @@ class PreviousPackage:
         return self._notes.get(guid)
 
     def _read(self) -> dict[str, dict]:
-        from deckgen.notetypes import NOTE_TYPES
+        from deckgen.notetypes import KEY_OF_MODEL_ID
 
-        types = {spec.model_id: spec.key for spec in NOTE_TYPES}
         try:
             with zipfile.ZipFile(self.path) as archive:
                 data = archive.read("collection.anki2")
@@ -235,6 +234,6 @@ class PreviousPackage:
                 conn.close()
         return {
             guid: {"fields": fields.split("\x1f"), "tags": tags.split(), "deck": decks.get(did, ""),
-                   "note_type": types.get(mid, "qa")}
+                   "note_type": KEY_OF_MODEL_ID.get(mid, "qa")}
             for guid, mid, tags, fields, did in rows
         }

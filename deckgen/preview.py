@@ -118,14 +118,10 @@ class Preview:
 
 def collect(settings: Settings) -> Preview:
     """Every card the build of `settings` would ship, rendered through its note type."""
-    from deckgen.build import note_types, pack_media, plan_notes, source_label
+    from deckgen.build import load_and_plan, note_types, sorted_unique, source_label
     from deckgen.ids import Lock
-    from deckgen.load import load_sources
 
-    corpus, rendered = load_sources(settings.sources, settings.cache_dir,
-                                    max_image_bytes=settings.max_image_mb << 20)
-    corpus.diagnostics.extend(pack_media(corpus, rendered, settings))  # remote images, as a build packs them
-    plan = plan_notes(corpus, rendered, Lock.load(settings.lock), settings)
+    corpus, plan, _ = load_and_plan(settings, Lock.load(settings.lock))
     models = note_types(settings)
     files = {source_label(q, settings.sources).rsplit(":", 1)[0]: q.path for q in corpus.questions}
     cards = []
@@ -142,7 +138,8 @@ def collect(settings: Settings) -> Preview:
                                  int(line) if line.isdigit() else 0, label))
     css = next(iter(models.values())).css  # the note types share one stylesheet
     media = {m.name: m.source for section in plan.media.values() for m in section.values()}
-    return Preview(cards, css, dict(sorted(media.items())), corpus.diagnostics + plan.diagnostics)
+    diagnostics = sorted_unique(corpus.diagnostics + plan.diagnostics)  # as a build lists them
+    return Preview(cards, css, dict(sorted(media.items())), diagnostics)
 
 
 # --- The page ---------------------------------------------------------------------------------

@@ -23,9 +23,8 @@ from deckgen.ankiconnect import AnkiConnect, AnkiConnectError
 from deckgen.atomic import write_atomic
 from deckgen.collection import CollectionError, open_collection
 from deckgen.ids import REMOVED_TAG, Lock
-from deckgen.notetypes import NOTE_TYPES
+from deckgen.notetypes import KEY_OF_MODEL_ID
 
-OUR_NOTE_TYPES = {spec.model_id: spec.key for spec in NOTE_TYPES}  # Anki's id → the lock's name
 IMPORT_TIMEOUT = 900.0  # seconds; the whole knowledge base imports in far less
 
 
@@ -78,7 +77,7 @@ def under_root(deck: str, root: str) -> bool:
 def our_notes_query(root: str, extra: str = "") -> str:
     """Anki's search for deckgen's own notes under the root deck: by note-type id, which stays
     what deckgen gave it even if the user renames the note type."""
-    types = " OR ".join(f"mid:{mid}" for mid in sorted(OUR_NOTE_TYPES))
+    types = " OR ".join(f"mid:{mid}" for mid in sorted(KEY_OF_MODEL_ID))
     return f"{search_term('deck', root)} ({types}) {extra}".strip()
 
 
@@ -124,8 +123,8 @@ class AnkiConnectTarget:
         if not ids:
             return []
         notes = self.client.call("notesInfo", notes=ids)
-        types = {name: OUR_NOTE_TYPES[mid] for name, mid in self.client.call("modelNamesAndIds").items()
-                 if mid in OUR_NOTE_TYPES}  # notesInfo names a note's type, without its id
+        types = {name: KEY_OF_MODEL_ID[mid] for name, mid in self.client.call("modelNamesAndIds").items()
+                 if mid in KEY_OF_MODEL_ID}  # notesInfo names a note's type, without its id
         cards = self.client.call("cardsInfo", cards=[n["cards"][0] for n in notes if n.get("cards")])
         deck_of = {c["note"]: c["deckName"] for c in cards if c}
         return [RemovedNote(n["noteId"], plain(n["fields"]["Question"]["value"]), deck_of[n["noteId"]],
@@ -169,9 +168,9 @@ class CollectionTarget:
         for note in map(self.col.get_note, self._our_notes(search_term("tag", REMOVED_TAG))):
             card = note.cards()[0]
             deck = self.col.decks.name(card.odid or card.did)
-            if under_root(deck, self.root) and note.has_tag(REMOVED_TAG) and note.mid in OUR_NOTE_TYPES:
+            if under_root(deck, self.root) and note.has_tag(REMOVED_TAG) and note.mid in KEY_OF_MODEL_ID:
                 removed.append(RemovedNote(note.id, plain(note["Question"]), deck,
-                                           OUR_NOTE_TYPES[note.mid], note["Question"], note.guid))
+                                           KEY_OF_MODEL_ID[note.mid], note["Question"], note.guid))
         return removed
 
     def delete(self, note_ids: Sequence[int]) -> None:

@@ -34,7 +34,8 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from deckgen.markdown import fence_language, make_markdown
-from deckgen.media import DEFAULT_MAX_IMAGE_MB, MediaRefused, local_image
+from deckgen.config import DEFAULT_MAX_IMAGE_MB
+from deckgen.media import MediaRefused, local_image
 from deckgen.outline import add_outline
 from deckgen.model import WARNING, Description, Diagnostic, MediaFile, Question, RemoteImage
 from deckgen.sanitize import TAGS, UNWRAPPED_TAGS, clean, removals, sanitize_tex, tex_problems, url_problem

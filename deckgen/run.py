@@ -20,12 +20,13 @@ import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from deckgen import sandbox
+from deckgen import datafile, sandbox
+from deckgen.atomic import write_atomic
 from deckgen.kernel import CELLS_FILE
 from deckgen.markdown import fence_language
 from deckgen.notebook import caused_by, continuations
@@ -116,17 +117,6 @@ class CodeRunner:
     def run(self, code: str, language: str) -> RunResult:
         """Run one block alone, or say why it is not run. Never raises."""
         return self.run_notebook([Cell(code, language)])[0]
-
-    def run_many(self, blocks: Iterable[tuple[str, str]]) -> list[RunResult]:
-        """Run (code, language) pairs, each alone, a few at a time; results in the order given.
-
-        Identical blocks are run once.
-        """
-        blocks = [(code, language) for code, language in blocks]
-        unique = list(dict.fromkeys(blocks))
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            done = dict(zip(unique, pool.map(lambda block: self.run(*block), unique)))
-        return [done[block] for block in blocks]
 
     def run_notebooks(self, notebooks: Iterable[Sequence[Cell]]) -> list[list[RunResult]]:
         """Run each notebook (a question's blocks), a few notebooks at a time; results in order."""
@@ -288,14 +278,12 @@ class CodeRunner:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            results = [RunResult(d["status"], d["output"], d["exit_code"], d["reason"], cached=True)
-                       for d in data["results"]]
-        except (OSError, ValueError, TypeError, KeyError):
+            results = datafile.load(list[RunResult], data.get("results") if isinstance(data, dict) else None)
+        except (OSError, ValueError):  # (datafile.DataError is a ValueError)
             return None  # missing or corrupt: run again and overwrite it
-        valid = len(results) == count and all(
-            r.status in _STATUSES and isinstance(r.output, str) and isinstance(r.reason, str)
-            and (r.exit_code is None or type(r.exit_code) is int) for r in results)
-        return results if valid else None
+        if len(results) != count or any(r.status not in _STATUSES for r in results):
+            return None
+        return [replace(r, cached=True) for r in results]
 
     def _write_cache(self, key: str, results: list[RunResult]) -> None:
         path = self._cache_path(key)
@@ -305,15 +293,7 @@ class CodeRunner:
                              "reason": r.reason} for r in results]}
         # A cache that cannot be written only costs a re-run next time; it must not fail the build.
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f, ensure_ascii=False)
-                os.replace(temporary, path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            write_atomic(path, json.dumps(data, ensure_ascii=False))
         except OSError:
             pass
 

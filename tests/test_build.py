@@ -374,3 +374,31 @@ def test_packages_written_by_workers_equal_those_written_in_turn(no_run_project,
     (settings.cache_dir / "build.json").unlink()  # no shortcut: write them again
     build(settings)
     assert {p.name: p.read_bytes() for p in settings.output.glob("*.apkg")} == in_turn
+
+
+def test_cli_summary_counts_the_blocks_left_on_the_qa_card(no_run_project, monkeypatch):  # noqa: ANN001
+    article = next(no_run_project.root.joinpath("source").glob("*.md"))
+    article.write_text(article.read_text(encoding="utf-8") + (
+        "\n## 【九】配置文件长什么样？\n\n如下所示：\n\n```json\n{\"a\": 1}\n```\n"), encoding="utf-8")
+    monkeypatch.chdir(no_run_project.root)
+    for _ in range(2):  # the second build is up to date: its summary comes from the cache
+        code, out, err = run_cli("build", "--no-run")
+        assert code == 0, err
+        assert "  code blocks left on the Q&A card only: 1 data" in out
+
+
+@pytest.mark.parametrize("breakage", ["not an object", "sections not a list", "packages missing"])
+def test_a_broken_record_of_the_last_build_means_building_again(no_run_project, breakage):  # noqa: ANN001
+    settings = no_run_project.settings
+    build(settings)
+    record = settings.cache_dir / "build.json"
+    data = json.loads(record.read_text(encoding="utf-8"))  # its fingerprint is still this input's
+    if breakage == "not an object":
+        data = [data]
+    elif breakage == "sections not a list":
+        data["sections"] = 3
+    else:
+        del data["packages"]
+    record.write_text(json.dumps(data), encoding="utf-8")
+    report = build(settings)
+    assert not report.up_to_date and not report.errors and len(report.packages) == 3

@@ -17,7 +17,6 @@ from deckgen.ids import (
     PlannedNote,
     guid_for_key,
     normalize_key,
-    resolve_identities,
     settle,
     strip_number,
 )
@@ -36,7 +35,7 @@ def question(title: str, section: str = "深度学习基础", *, explicit_id: st
 def locked_build(questions: list[Question], lock: Lock | None = None) -> tuple[list[str], Lock]:
     """GUIDs of one build, and the lock it leaves behind."""
     lock = lock or Lock()
-    identities, _ = resolve_identities(questions, lock)
+    identities, _ = IdentityResolver(lock).questions(questions)
     planned = [
         PlannedNote(i.key, i.previous, "qa", i.guid, q.section, (q.title, q.answer), (), q.section,
                     q.title, i)
@@ -87,7 +86,7 @@ def test_guid_never_depends_on_the_answer() -> None:
 def test_a_small_title_edit_inherits_the_guid_in_the_same_section() -> None:
     guids, lock = locked_build([question("深度学习中模型权重融合有哪些主流的方法？"), question("别的问题")])
     edited = question("深度学习中模型权重融合有哪些主流方法？")
-    identities, _ = resolve_identities([edited, question("别的问题")], lock)
+    identities, _ = IdentityResolver(lock).questions([edited, question("别的问题")])
     assert identities[0].guid == guids[0]
     assert identities[0].renamed_from == "深度学习中模型权重融合有哪些主流的方法？"
 
@@ -96,7 +95,7 @@ def test_a_new_question_elsewhere_does_not_steal_a_guid() -> None:
     guids, lock = locked_build([question("深度学习中模型权重融合有哪些主流的方法？")])
     other_section = question("深度学习中模型权重融合有哪些主流方法？", section="机器学习基础")
     unrelated = question("介绍一下总变分损失的概念与作用")
-    identities, _ = resolve_identities([other_section, unrelated], lock)
+    identities, _ = IdentityResolver(lock).questions([other_section, unrelated])
     assert guids[0] not in {i.guid for i in identities}
     assert all(i.renamed_from is None for i in identities)
 
@@ -104,14 +103,14 @@ def test_a_new_question_elsewhere_does_not_steal_a_guid() -> None:
 def test_a_pinned_id_is_never_rename_matched() -> None:
     guids, lock = locked_build([question("深度学习中模型权重融合有哪些主流的方法？")])
     pinned = question("深度学习中模型权重融合有哪些主流方法？", explicit_id="fusion", pinned=True)
-    identities, _ = resolve_identities([pinned], lock)
+    identities, _ = IdentityResolver(lock).questions([pinned])
     assert identities[0].guid == guid_for_key("fusion") != guids[0]
 
 
 def test_duplicate_keys_get_separate_guids_and_a_warning() -> None:
     a, b = question("同一个问题", line=3), question("同一个问题", section="机器学习基础", line=9)
     b.deck = ("机器学习基础",)
-    identities, diagnostics = resolve_identities([a, b], Lock())
+    identities, diagnostics = IdentityResolver(Lock()).questions([a, b])
     assert identities[0].guid != identities[1].guid
     assert [(d.line, d.level) for d in diagnostics] == [(9, "warning")]
     assert "duplicate question key" in diagnostics[0].message and "a.md:3" in diagnostics[0].message
@@ -174,19 +173,19 @@ OTHER = "交叉熵衡量两个分布的差异。分类任务里最常用。它�
 
 def test_a_retitled_question_continues_its_note_only_on_the_evidence_of_its_answer() -> None:
     guids, lock = locked_build([qa("介绍一下总变分损失的概念与作用", LONG)])
-    same_answer = resolve_identities([qa("介绍一下总变分损失的作用", LONG)], lock)[0][0]
+    same_answer = IdentityResolver(lock).questions([qa("介绍一下总变分损失的作用", LONG)])[0][0]
     assert same_answer.guid == guids[0] and same_answer.why == "same answer"
     edited = LONG.replace("最后对值做加权求和。", "最后对值求和。")
-    mostly = resolve_identities([qa("介绍一下总变分损失的作用", edited)], lock)[0][0]
+    mostly = IdentityResolver(lock).questions([qa("介绍一下总变分损失的作用", edited)])[0][0]
     assert mostly.guid == guids[0] and mostly.why == "answer 60% the same"
-    different = resolve_identities([qa("介绍一下交叉熵损失的概念与作用", OTHER)], lock)[0][0]
+    different = IdentityResolver(lock).questions([qa("介绍一下交叉熵损失的概念与作用", OTHER)])[0][0]
     assert different.guid != guids[0] and different.renamed_from is None
 
 
 def test_a_short_answer_alone_is_no_evidence() -> None:
     guids, lock = locked_build([qa("什么是A？", "略。")])
-    assert resolve_identities([qa("完全不同的问题B", "略。")], lock)[0][0].guid != guids[0]
-    assert resolve_identities([qa("什么是A?？", "略。")], lock)[0][0].guid == guids[0]
+    assert IdentityResolver(lock).questions([qa("完全不同的问题B", "略。")])[0][0].guid != guids[0]
+    assert IdentityResolver(lock).questions([qa("什么是A?？", "略。")])[0][0].guid == guids[0]
 
 
 def test_an_unchanged_key_wins_over_any_rename() -> None:
@@ -219,7 +218,7 @@ def test_no_title_can_make_two_keys_meet() -> None:
 def test_a_new_note_never_takes_a_guid_the_lock_knows() -> None:
     _, lock = locked_build([qa("问题甲", LONG)])
     lock.notes["问题甲"].guid = guid_for_key("问题乙")  # the GUID the new key would have hashed to
-    identities, _ = resolve_identities([qa("问题甲", LONG), qa("问题乙", OTHER)], lock)
+    identities, _ = IdentityResolver(lock).questions([qa("问题甲", LONG), qa("问题乙", OTHER)])
     assert identities[0].guid == guid_for_key("问题乙") != identities[1].guid
 
 
@@ -373,7 +372,7 @@ def test_hundreds_of_same_titled_questions_keep_their_notes_by_answer() -> None:
 
 def test_among_notes_with_the_same_answer_the_closer_title_continues() -> None:
     guids, lock = locked_build([qa("什么是位置编码？", LONG), qa("介绍一下损失函数", LONG)])
-    identities, _ = resolve_identities([qa("介绍一下损失函数的作用", LONG)], lock)
+    identities, _ = IdentityResolver(lock).questions([qa("介绍一下损失函数的作用", LONG)])
     assert identities[0].guid == guids[1]
 
 
@@ -385,7 +384,7 @@ def test_identical_questions_in_different_files_keep_their_notes_by_deck() -> No
         return q
 
     def run(questions: list[Question], lock: Lock) -> tuple[list[str], Lock]:
-        identities, _ = resolve_identities(questions, lock)
+        identities, _ = IdentityResolver(lock).questions(questions)
         planned = [PlannedNote(i.key, i.previous, "qa", i.guid, "Root::" + "::".join(q.deck),
                                (q.title, q.answer), (), q.section, q.title, i)
                    for q, i in zip(questions, identities)]

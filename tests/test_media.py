@@ -320,6 +320,9 @@ def test_offline_downloads_nothing_and_says_nothing(tmp_path: Path, server: str)
     assert "0 images (1 remote); 0 warnings" in result.output and "warning:" not in result.output
     result = runner.invoke(main, ["check", str(source), "--offline"])
     assert result.exit_code == 0 and "0 error(s), 0 warning(s)" in result.output
+    result = runner.invoke(main, ["status", str(source), "-o", str(out), "--lock", str(tmp_path / "l.lock"),
+                                  "--no-run", "--offline"])
+    assert result.exit_code == 0 and "0 images (1 remote); 0 warnings" in result.output
     assert _Images.hits["/fig.png"] == 0
     answers, files = package(out / f"{ROOT}.apkg", tmp_path)
     assert files == {} and sources(answers[0]) == [f"{server}/fig.png"]
@@ -339,6 +342,22 @@ def test_a_tampered_media_cache_is_downloaded_again(tmp_path: Path, server: str)
     folder = tmp_path / ".deckgen-cache" / "media"
     (data,) = [p for p in folder.iterdir() if p.suffix == ".png"]
     data.write_bytes(b"<script>alert(1)</script>")
+    (settings.output / f"{ROOT}.apkg").unlink()  # so the build does its work again
+    assert build(settings).diagnostics == []
+    assert _Images.hits["/fig.png"] == 2
+    assert list(package(settings.output / f"{ROOT}.apkg", tmp_path)[1].values()) == [PNG]
+
+
+@pytest.mark.parametrize("tamper", [{"sha256": "../../../etc/passwd"}, {"ext": 3}, {"name": None}, "not an entry"])
+def test_a_tampered_media_index_entry_is_downloaded_again(tmp_path: Path, server: str, tamper) -> None:  # noqa: ANN001
+    source = kb_file(tmp_path, f"![图]({server}/fig.png)")
+    settings = settings_for(tmp_path, source)
+    build(settings)
+    index = tmp_path / ".deckgen-cache" / "media" / "index.json"
+    data = json.loads(index.read_text(encoding="utf-8"))
+    (url,) = data["urls"]
+    data["urls"][url] = {**data["urls"][url], **tamper} if isinstance(tamper, dict) else tamper
+    index.write_text(json.dumps(data), encoding="utf-8")
     (settings.output / f"{ROOT}.apkg").unlink()  # so the build does its work again
     assert build(settings).diagnostics == []
     assert _Images.hits["/fig.png"] == 2

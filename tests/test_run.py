@@ -347,7 +347,8 @@ def test_blocks_run_in_parallel_each_keep_their_own_writable_directory(
                 "print(open('file.txt').read())\n"
                 f"open({str(tmp_path / f'outside-{i}.txt')!r}, 'w')\n")
         blocks.append((code, "python"))
-    results = CodeRunner(cache_dir=None, workers=2).run_many(blocks)
+    results = [r for (r,) in CodeRunner(cache_dir=None, workers=2).run_notebooks(
+        [Cell(code, language)] for code, language in blocks)]
     assert [r.output.splitlines()[0] for r in results] == [f"block {i}" for i in range(6)]
     assert all(r.status == FAILED for r in results)
     assert list(tmp_path.iterdir()) == []
@@ -446,6 +447,10 @@ def test_a_corrupt_cache_entry_is_ignored_and_replaced(tmp_path: Path) -> None:
     assert json.loads(entry.read_text(encoding="utf-8"))["results"][0]["status"] == RAN
     entry.write_text(json.dumps({"status": "exploded", "output": 3}), encoding="utf-8")
     assert not CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python").cached
+    for wrong in ({"output": 3}, {"status": "exploded"}, {"exit_code": True}):
+        results = [{"status": RAN, "output": "", "exit_code": 0, "reason": "", **wrong}]
+        entry.write_text(json.dumps({"results": results}), encoding="utf-8")
+        assert not CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python").cached
 
 
 def test_timeouts_are_not_cached(tmp_path: Path) -> None:
@@ -454,9 +459,10 @@ def test_timeouts_are_not_cached(tmp_path: Path) -> None:
     assert list(cache.glob("*.json")) == []
 
 
-def test_run_many_keeps_the_order(tmp_path: Path) -> None:
+def test_run_notebooks_keeps_the_order(tmp_path: Path) -> None:
     blocks = [(f"print({i})\n", "python") for i in range(5)] + [("echo hi\n", "bash")]
-    results = CodeRunner(cache_dir=tmp_path).run_many(blocks)
+    results = [r for (r,) in CodeRunner(cache_dir=tmp_path).run_notebooks(
+        [Cell(code, language)] for code, language in blocks)]
     assert [r.output for r in results] == ["0\n", "1\n", "2\n", "3\n", "4\n", ""]
     assert results[-1].status == SKIPPED
 

@@ -123,14 +123,3 @@ def test_status_stops_at_an_error_as_a_build_would(no_run_project, monkeypatch):
     assert err.splitlines()[-1] == "deckgen: 1 error(s): a build would stop here"
     assert "on import" not in out
 
-
-def test_code_blocks_that_become_no_note_are_counted_by_reason(no_run_project, monkeypatch):  # noqa: ANN001
-    """A syntax template or a block of data stays on the Q&A card only: the summary says so, so
-    that no code block disappears silently."""
-    project = no_run_project
-    monkeypatch.chdir(project.root)
-    project.edit("awk '{print $9}' file.txt\n```\n",
-                 "awk '{print $9}' file.txt\n```\n\n语法：\n\n```bash\nchmod [选项] 模式 文件名\n```\n")
-    code, out, err = run_cli("build", "--no-run")
-    assert code == 0, err
-    assert "  code blocks left on the Q&A card only: 1 syntax template" in out.splitlines()
