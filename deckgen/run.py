@@ -265,6 +265,9 @@ class CodeRunner:
             "timeout": self.timeout,
             "memory_mb": self.memory_mb,
             "file_size_mb": FILE_SIZE_LIMIT_MB,
+            # What an example could reach depends on its sandbox: a result from a weaker one
+            # (printing what it could read) is not reused under a stronger one, or the reverse.
+            "sandbox": sandbox.level(),
         }
         text = json.dumps(material, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()

@@ -437,6 +437,18 @@ def test_a_changed_block_or_limit_runs_again(tmp_path: Path, spawns: list) -> No
     assert len(spawns) == 3
 
 
+def test_a_result_from_a_weaker_sandbox_is_not_reused_under_a_stronger_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sandbox.level() == sandbox.BEST_EFFORT:
+        pytest.skip("no contained level on this machine")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(sandbox.LEVEL_VARIABLE, sandbox.BEST_EFFORT)
+    assert not CodeRunner(cache_dir=cache).run("print(1)\n", "python").cached
+    monkeypatch.delenv(sandbox.LEVEL_VARIABLE)
+    assert not CodeRunner(cache_dir=cache).run("print(1)\n", "python").cached  # runs contained
+    assert CodeRunner(cache_dir=cache).run("print(1)\n", "python").cached
+
+
 def test_a_corrupt_cache_entry_is_ignored_and_replaced(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     CodeRunner(cache_dir=cache).run(DICT_TO_JSON, "python")
