@@ -230,6 +230,12 @@ def neutralize_tex(html: str) -> str:
     run MathJax reads, that is outside <pre>, <code> and the like."""
     if "\\" not in html or not any(d in html for d in _MATH_DELIMITERS):
         return html
+    # `sanitize_tex` changes only text where _CANDIDATE matches, and a match in a text run is a
+    # match in the whole HTML too (a run ends at "<", which the look-ahead accepts like an end):
+    # with none in the whole, every run stays as it is. One scan instead of a split of the
+    # field, which is most of an answer's or a code note's cost here.
+    if not _CANDIDATE.search(html):
+        return html
     parts = _TAG.split(html)
     # MathJax does read a <pre> or <code> whose class says `mathjax_process`: then nothing is
     # skipped (the allow-list lets an author write classes).
