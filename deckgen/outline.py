@@ -128,9 +128,10 @@ class _Scan:
                 pass
 
     def _text(self, data: str) -> None:
-        # Typeset math is narrower than its TeX.
-        text = _MATH.sub(lambda m: "x" * (len(m.group(0)) // 3), data)
-        wide = len(_WIDE.findall(text))
+        # Typeset math is narrower than its TeX. (Math starts with a backslash: text without
+        # one, most of it, has none to narrow.)
+        text = _MATH.sub(lambda m: "x" * (len(m.group(0)) // 3), data) if "\\" in data else data
+        wide = len(text) - len(_WIDE.sub("", text))  # each match is one character
         self._units += wide + (len(text.strip()) - wide) / 2
 
     def _flush(self) -> None:
