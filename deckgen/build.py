@@ -32,7 +32,9 @@ from deckgen.ids import (
     SettledNote,
     Settlement,
     content_hash,
+    content_json,
     settle,
+    text_hash,
 )
 from deckgen.model import WARNING, CodeBlock, Corpus, Diagnostic, MediaFile, Question
 
@@ -366,7 +368,10 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict,
         all_media.update(media)
     jobs.append((combined_package(settings), everything,
                  [all_media[n] for n in sorted(all_media)]))
-    digests = {str(path): _package_digest(records, media, types, plan.descriptions)
+    # Each note's JSON is made once: the package with every section holds every note again.
+    notes_json = {id(record): content_json(tuple(vars(record).values())) for record in everything}
+    digests = {str(path): _package_digest([notes_json[id(r)] for r in records], media, types,
+                                          plan.descriptions)
                for path, records, media in jobs}
     known = _read_json(settings.cache_dir / "packages.json")
     changed = [job for job in jobs if known.get(str(job[0])) != digests[str(job[0])] or not job[0].is_file()]
@@ -379,13 +384,15 @@ def write_outputs(settled: Settlement, plan: Planned, models: dict,
     return [path for path, _, _ in jobs], [path for path, _, _ in changed]
 
 
-def _package_digest(records: Sequence, media: Sequence[MediaFile], types: dict,  # noqa: ANN001
+def _package_digest(notes_json: Sequence[str], media: Sequence[MediaFile], types: dict,
                     descriptions: dict[str, str]) -> str:
-    """What a package is made of: equal digests, byte-identical packages."""
+    """What a package is made of: equal digests, byte-identical packages. `notes_json`: the
+    content_json of each record's values. The digest is content_hash(records' values, files,
+    models, descriptions), its JSON put together as content_json would write it."""
     files = [(m.name, m.source.stat().st_size, m.source.stat().st_mtime_ns) for m in media]
     models = sorted((k, t.mod, model_hash(t.model)) for k, t in types.items())
-    return content_hash([tuple(vars(r).values()) for r in records], files, models,
-                        sorted(descriptions.items()))
+    rest = content_json((files, models, sorted(descriptions.items())))  # "[files, models, …]"
+    return text_hash(f"[[{', '.join(notes_json)}], {rest[1:]}")
 
 
 def _read_json(path: Path) -> dict:
