@@ -118,6 +118,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
     from deckgen.quiz import NOTHING, distinct_labels
     from deckgen.run import FAILED, TIMED_OUT, Cell, CodeRunner
     from deckgen.sanitize import neutralize_tex, tex_problems
+    from deckgen import codenote
     from deckgen.notetypes import CODE_FIELDS, QA_FIELDS
 
     questions = corpus.questions
@@ -172,7 +173,7 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
         labels = distinct_labels([c.front_code for c in cards])
         kept = []
         for card, result, label in zip(cards, results, labels):
-            back = code_back(card, result)
+            back = codenote.back(card, result)
             if back is None:  # nothing to check oneself against: the Q&A card shows it
                 report.code_dropped[NOTHING] += 1
             else:
@@ -186,31 +187,20 @@ def plan_notes(corpus: Corpus, rendered: Sequence[RenderedQuestion], lock: Lock,
             code_where = f"{where.rsplit(':', 1)[0]}:{card.block.line}"
             if result.status in (FAILED, TIMED_OUT):
                 plan.failed.append(FailedExample(code_where, result.status, result.reason))
-            fields = (
-                f'{title}<span class="which"> · {html.escape(label, quote=False)}</span>',
-                card.front,
-                card.full if card.full != card.front else "",  # the comments the front left out
-                html.escape(card.block.language),
-                back.output,
-                result.status,
-                html.escape(result.reason, quote=False),
-                card.explanation,  # the ExitCode field carries the explanation (notetypes.py)
-                back.claimed,
-                back.check,
-                crumb,
-                f"{source.rsplit(':', 1)[0]}:{card.block.line}",
-            )
+            fields = codenote.fields(title, label, card, result, back, crumb,
+                                     f"{source.rsplit(':', 1)[0]}:{card.block.line}")
             code_notes.append(len(plan.notes))
             plan.notes.append(PlannedNote(
                 code_identity.key, code_identity.previous, "code", code_identity.guid, deck, fields,
                 tags, question.section, question.title, code_identity, code_where,
                 navigation=CODE_FIELDS.index("Source")))
-    _unique_first_fields(plan.notes, code_notes)
+    codenote.unique_first_fields(plan.notes, code_notes)
     for section, description in render_descriptions(corpus, settings.sources).items():
         diagnostics.extend(description.diagnostics)
         plan.descriptions[deck_name((settings.root, section))] = description.html
     # Anki typesets math in every field a card shows: section names, file names, what an
-    # example printed or raised. Answers and titles were cleaned already; this is the rest.
+    # example printed or raised. Answers and titles were cleaned when rendered; this pass covers
+    # the rest, and costs little where a field holds no TeX command to remove.
     plan.notes = [dataclasses.replace(note, fields=tuple(neutralize_tex(f) for f in note.fields))
                   for note in plan.notes]
     return plan
@@ -222,79 +212,6 @@ def deck_name(parts: Sequence[str]) -> str:
     `主题::::b`, a deck `主题::blank::b`. A part left empty is no level of its own."""
     cleaned = (re.sub(":{2,}", ":", part).strip().strip(":").strip() for part in parts)
     return "::".join(part for part in cleaned if part)
-
-
-@dataclass(frozen=True)
-class CodeBack:
-    """What a code note's back shows besides the article's explanation."""
-
-    output: str  # HTML: what the code printed, an exception as its line with the traceback folded
-    claimed: str  # the article's output, escaped, when it is worth showing: not run, or different
-    check: str  # how the article's output compares with the real one ("" when it shows none)
-    mismatch: bool
-
-
-def code_back(card, result) -> CodeBack | None:  # noqa: ANN001 - CodeCard, RunResult
-    """The back of a code note, or None when it would answer nothing.
-
-    The article's claimed output is shown once: as the real output when they agree.
-    """
-    from deckgen.run import FAILED, RAN, outputs_match
-
-    output = _output_html(result.output, result.status == FAILED)
-    claimed, check, mismatch = "", "", False
-    written = card.block.claimed_output
-    if written is not None:
-        if result.status not in (RAN, FAILED):
-            claimed, check = html.escape(written, quote=False), "the article's output; not run here"
-        elif outputs_match(written, result.output):
-            check = "as the article shows"
-        else:
-            claimed, check, mismatch = (html.escape(written, quote=False),
-                                        "differs from the real output", True)
-    if not (card.explanation or card.comments or output or claimed):
-        return None
-    return CodeBack(output, claimed, check, mismatch)
-
-
-_TRACEBACK = "Traceback (most recent call last):"
-
-
-def _output_html(output: str, failed: bool) -> str:
-    """The output as the card shows it; an exception is a result like any other: its line
-    stays in sight, the traceback above it folds away."""
-    if not output.strip():
-        return ""
-    start = output.find(_TRACEBACK) if failed else -1
-    if start < 0:
-        return f'<pre class="output">{html.escape(output, quote=False)}</pre>'
-    printed, trace = output[:start], output[start:].rstrip("\n").split("\n")
-    shown = printed + trace[-1] + "\n"
-    return (f'<pre class="output">{html.escape(shown, quote=False)}</pre>'
-            f'<details class="traceback"><summary>Traceback</summary>'
-            f'<pre>{html.escape(chr(10).join(trace[:-1]), quote=False)}</pre></details>')
-
-
-def _unique_first_fields(notes: list[PlannedNote], indices: Sequence[int]) -> None:
-    """Anki's Find Duplicates pairs notes of a type by their first field (HTML stripped): a
-    label the note's code, then its deck, then a number set each code note's apart."""
-    def text(fields: tuple[str, ...]) -> str:
-        return html.unescape(re.sub(r"<[^>]*>", "", fields[0]))
-
-    seen = Counter(text(notes[i].fields) for i in indices)
-    for i in indices:
-        note = notes[i]
-        if seen[text(note.fields)] > 1:
-            first = note.fields[0].replace("</span>", f" · {note.fields[10]}</span>", 1)
-            notes[i] = dataclasses.replace(note, fields=(first, *note.fields[1:]))
-    taken: Counter = Counter()
-    for i in indices:
-        note = notes[i]
-        plain = text(note.fields)
-        taken[plain] += 1
-        if taken[plain] > 1:
-            first = note.fields[0].replace("</span>", f" ({taken[plain]})</span>", 1)
-            notes[i] = dataclasses.replace(note, fields=(first, *note.fields[1:]))
 
 
 def note_tags(question: Question) -> tuple[str, ...]:
