@@ -252,3 +252,34 @@ def anki(tmp_path: Path):  # noqa: ANN201
     collection = Anki(tmp_path / "anki" / "collection.anki2")
     yield collection
     collection.close()
+
+
+@dataclass(frozen=True)
+class Nobody:
+    """The unprivileged user `nobody`, to run the system's Python as a developer's laptop would
+    (unprivileged user namespaces, no root)."""
+
+    uid: int
+    gid: int
+    python: Path  # the system's: the venv's interpreter lives where nobody cannot go
+
+    def run(self, argv: list[str], cwd: Path | str, home: str, timeout: float):  # noqa: ANN201
+        import subprocess
+
+        return subprocess.run(argv, cwd=cwd, user=self.uid, group=self.gid, extra_groups=[],
+                              env={"PATH": "/usr/bin:/bin", "HOME": home}, capture_output=True,
+                              text=True, timeout=timeout)
+
+
+@pytest.fixture
+def nobody() -> Nobody:
+    import pwd
+
+    system_python = Path("/usr/bin/python3")
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    if os.geteuid() != 0 or not system_python.exists():
+        pytest.skip("needs root (to become nobody) and /usr/bin/python3")
+    return Nobody(entry.pw_uid, entry.pw_gid, system_python)

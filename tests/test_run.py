@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import socket
 import subprocess
 import tempfile
@@ -27,6 +26,8 @@ from deckgen.run import (
     trim_output,
 )
 from deckgen.sandbox import filesystem_isolated, network_isolated
+
+from .conftest import Nobody
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -354,18 +355,8 @@ def test_blocks_run_in_parallel_each_keep_their_own_writable_directory(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_bootstrap_isolates_a_user_that_is_not_root() -> None:
-    """The non-root path: an unprivileged user namespace gives the same read-only disk.
-
-    The venv's interpreter lives where `nobody` cannot go, so the system's Python runs it.
-    """
-    system_python = Path("/usr/bin/python3")
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    if os.geteuid() != 0 or not system_python.exists():
-        pytest.skip("needs root (to become nobody) and /usr/bin/python3")
+def test_the_bootstrap_isolates_a_user_that_is_not_root(nobody: Nobody) -> None:
+    """The non-root path: an unprivileged user namespace gives the same read-only disk."""
     # Not in tmp_path: pytest's folder is root's alone, and nobody must reach its directory the
     # way a builder reaches its own. Without isolation, nobody could write to both folders.
     with tempfile.TemporaryDirectory(prefix="deckgen-test-") as folder:
@@ -374,16 +365,14 @@ def test_the_bootstrap_isolates_a_user_that_is_not_root() -> None:
         home.mkdir()
         for path in (outer, home):
             path.chmod(0o755)
-            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            os.chown(path, nobody.uid, nobody.gid)
         code = ("import os\nprint(os.getuid(), os.readlink('/proc/self/ns/net'))\n"
                 "open('inside.txt', 'w').write('mine')\nprint(open('inside.txt').read())\n"
                 "try:\n    open('../outside.txt', 'w')\n"
                 "except OSError as error:\n    print(error.strerror)\n")
-        command = [str(system_python), "-I", "-c", sandbox._inside(), "best-effort", "5",
-                   str(256 << 20), str(1 << 20), str(system_python), "-I", "-c", code]
-        done = subprocess.run(command, cwd=home, user=nobody.pw_uid, group=nobody.pw_gid,
-                              extra_groups=[], env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
-                              capture_output=True, text=True, timeout=10)
+        command = [str(nobody.python), "-I", "-c", sandbox._inside(), "best-effort", "5",
+                   str(256 << 20), str(1 << 20), str(nobody.python), "-I", "-c", code]
+        done = nobody.run(command, cwd=home, home=str(home), timeout=10)
         escaped = (outer / "outside.txt").exists()
     uid, namespace = done.stdout.split("\n", 1)[0].split()
     if namespace == os.readlink("/proc/self/ns/net"):
@@ -391,7 +380,7 @@ def test_the_bootstrap_isolates_a_user_that_is_not_root() -> None:
     assert not escaped
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1:] == ["mine", "Read-only file system"]
-    assert int(uid) == nobody.pw_uid  # the block keeps its own uid
+    assert int(uid) == nobody.uid  # the block keeps its own uid
 
 
 def test_long_output_is_trimmed_with_a_marker(runner: CodeRunner) -> None:

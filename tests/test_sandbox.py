@@ -21,6 +21,8 @@ import pytest
 
 from deckgen import sandbox
 
+from .conftest import Nobody
+
 CONTAINED = (sandbox.BUBBLEWRAP, sandbox.NAMESPACES)
 MIB = 1024 * 1024
 
@@ -338,18 +340,9 @@ def test_a_hostile_article_builds_and_leaks_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("chosen", CONTAINED)
-def test_a_user_who_is_not_root_gets_the_same_sandbox(chosen: str) -> None:
+def test_a_user_who_is_not_root_gets_the_same_sandbox(chosen: str, nobody: Nobody) -> None:
     """Unprivileged user namespaces (a developer's laptop): bwrap, and our own fallback too."""
-    import pwd
-
-    system_python = Path("/usr/bin/python3")
     repo = Path(__file__).resolve().parents[1]
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    if os.geteuid() != 0 or not system_python.exists():
-        pytest.skip("needs root (to become nobody) and /usr/bin/python3")
     script = (f"import sys, tempfile; sys.path.insert(0, {str(repo)!r})\n"
               "from deckgen import sandbox\n"
               f"if not sandbox._works({chosen!r}): print('unavailable'); raise SystemExit\n"
@@ -358,15 +351,12 @@ def test_a_user_who_is_not_root_gets_the_same_sandbox(chosen: str) -> None:
               "print(os.getuid(), os.getpid(), sorted(os.listdir(\"/\")))'], d,"
               " sandbox.Limits(5, 5, 512 << 20, 1 << 20), None)\n"
               "    print(o.output.decode(), o.returncode)\n")
-    done = subprocess.run([str(system_python), "-I", "-c", script], user=nobody.pw_uid,
-                          group=nobody.pw_gid, extra_groups=[], cwd="/",
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/"}, capture_output=True,
-                          text=True, timeout=30)
+    done = nobody.run([str(nobody.python), "-I", "-c", script], cwd="/", home="/", timeout=30)
     if "unavailable" in done.stdout or "Permission denied" in done.stderr:
         pytest.skip(f"{chosen} is not available to nobody here")
     assert done.returncode == 0, done.stderr
     uid, pid, *listing = done.stdout.split(None, 2)
-    assert (uid, pid) == (str(nobody.pw_uid), "2")  # its own PID namespace, under the reaper
+    assert (uid, pid) == (str(nobody.uid), "2")  # its own PID namespace, under the reaper
     assert "'usr'" in listing[0] and "'work'" not in listing[0] and "'srv'" not in listing[0]
 
 
